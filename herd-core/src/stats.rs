@@ -141,6 +141,8 @@ pub struct WorkerStats {
     #[serde(rename = "age_seconds", serialize_with = "seconds")]
     pub age: Duration,
     pub sessions_served: u32,
+    /// Consecutive failed health checks.
+    pub health_failures: u32,
     /// Resident memory of the worker process, from the last sample.
     pub rss_bytes: Option<u64>,
     /// User + system CPU time of the worker process, from the last sample.

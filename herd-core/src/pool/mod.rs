@@ -293,6 +293,7 @@ impl Pool {
                 session,
                 age: entry.spawned_at.elapsed(),
                 sessions_served: entry.sessions_served,
+                health_failures: entry.health_failures,
                 rss_bytes: usage.map(|u| u.rss_bytes),
                 cpu_time: usage.map(|u| u.cpu_time),
             });

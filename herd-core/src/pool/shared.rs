@@ -397,6 +397,13 @@ impl Shared {
         self.changed.notify_waiters();
     }
 
+    /// Records the outcome of a health check: `failures` in a row so far.
+    pub(crate) fn health_checked(&self, worker: WorkerId, failures: u32) {
+        if let Some(entry) = self.state.lock().workers.get_mut(&worker) {
+            entry.health_failures = failures;
+        }
+    }
+
     /// A worker failed its health checks too often: end its session as
     /// unhealthy and stop it.
     pub(crate) fn worker_unhealthy(&self, worker: WorkerId, reason: &str) {
@@ -450,6 +457,7 @@ impl Shared {
                 spawned_at: Instant::now(),
                 idle_since: Instant::now(),
                 sessions_served: 0,
+                health_failures: 0,
                 stop: stop.clone(),
                 stop_cause: None,
             },

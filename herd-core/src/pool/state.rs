@@ -65,6 +65,8 @@ pub(crate) struct WorkerEntry {
     pub spawned_at: Instant,
     pub idle_since: Instant,
     pub sessions_served: u32,
+    /// Consecutive failed health checks (reset by a passing one).
+    pub health_failures: u32,
     /// Wakes the worker's supervisor to stop it.
     pub stop: Arc<Notify>,
     pub stop_cause: Option<StopCause>,

@@ -51,9 +51,15 @@ pub(crate) async fn supervise(shared: Arc<Shared>, id: WorkerId, stop: Arc<Notif
             }
             _ = stop.notified() => break,
             result = next_check => match result {
-                Ok(()) => failures = 0,
+                Ok(()) => {
+                    if failures > 0 {
+                        failures = 0;
+                        shared.health_checked(id, 0);
+                    }
+                }
                 Err(reason) => {
                     failures += 1;
+                    shared.health_checked(id, failures);
                     tracing::debug!(worker = %id, failures, "health check failed: {reason}");
                     if failures == config.health_failure_threshold {
                         shared.worker_unhealthy(
