@@ -126,14 +126,6 @@ impl Error {
         self
     }
 
-    pub(crate) fn with_shared_source(
-        mut self,
-        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
-    ) -> Self {
-        self.source = Some(source);
-        self
-    }
-
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind

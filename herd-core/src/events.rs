@@ -61,9 +61,6 @@ impl EndReason {
         }
     }
 
-    pub(crate) const ALL: [&'static str; 6] =
-        ["ended", "idle_timeout", "max_lifetime", "crashed", "unhealthy", "shutdown"];
-
     pub(crate) fn index(&self) -> usize {
         match self {
             EndReason::Ended => 0,

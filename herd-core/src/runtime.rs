@@ -67,3 +67,23 @@ pub(crate) fn build(threads: usize, pool_name: &str) -> Result<tokio::runtime::R
         .build()
         .map_err(|e| Error::io("cannot start the pool's runtime threads", e))
 }
+
+/// Raises the soft limit on open files to the hard limit, once: each
+/// worker holds four descriptors in the host (pidfd, report pipe, stdout,
+/// stderr), and the common soft limit of 1024 would cap a pool at ~250
+/// workers. (Go's runtime does the same at start-up.)
+pub(crate) fn raise_fd_limit() {
+    static RAISED: Once = Once::new();
+    RAISED.call_once(|| {
+        // SAFETY: getrlimit/setrlimit on a stack struct.
+        unsafe {
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                let wanted = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                    tracing::debug!(from = lim.rlim_cur, to = lim.rlim_max, "raised the open-file limit");
+                }
+            }
+        }
+    });
+}

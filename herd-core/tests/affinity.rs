@@ -54,7 +54,8 @@ async fn a_thousand_concurrent_acquires_of_one_new_session_make_one_binding() {
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let pool = pool.clone();
-        tasks.push(tokio::spawn(async move { pool.acquire("crowd").await.map(|l| (l.pid(), l.worker_id())) }));
+        tasks
+            .push(tokio::spawn(async move { pool.acquire("crowd").await.map(|l| (l.pid(), l.worker_id())) }));
     }
     let mut seen = HashSet::new();
     for t in tasks {

@@ -99,7 +99,7 @@ fn a_worker_that_never_becomes_ready_fails_the_spawn_after_start_timeout() {
     let stats = pool.stats();
     assert_eq!(stats.counters.spawn_failures, 1);
     assert_eq!(stats.sessions, 0, "no binding leaked");
-    assert!(descendants(std::process::id()).iter().all(|p| !cmdline(*p).starts_with("sleep\01000")));
+    assert!(descendants(std::process::id()).iter().all(|p| !cmdline(*p).starts_with("sleep\u{0}1000")));
     pool.shutdown_blocking(Duration::from_secs(2));
 }
 

@@ -159,21 +159,37 @@ fn events_follow_the_lifecycle() {
     let (pool, events) = pool_with_events(demo_factory(), config(0, 1));
     let lease = pool.acquire_blocking("watched", None).unwrap();
     let worker = lease.worker_id();
-    wait_event(&events, Duration::from_secs(5), |k| matches!(k, EventKind::WorkerSpawning { worker: w } if *w == worker));
-    wait_event(&events, Duration::from_secs(5), |k| matches!(k, EventKind::WorkerReady { worker: w, .. } if *w == worker));
-    wait_event(&events, Duration::from_secs(5), |k| {
-        matches!(k, EventKind::SessionBound { session, .. } if &**session == "watched")
-    });
+    wait_event(
+        &events,
+        Duration::from_secs(5),
+        |k| matches!(k, EventKind::WorkerSpawning { worker: w } if *w == worker),
+    );
+    wait_event(
+        &events,
+        Duration::from_secs(5),
+        |k| matches!(k, EventKind::WorkerReady { worker: w, .. } if *w == worker),
+    );
+    wait_event(
+        &events,
+        Duration::from_secs(5),
+        |k| matches!(k, EventKind::SessionBound { session, .. } if &**session == "watched"),
+    );
     drop(lease);
-    wait_event(&events, Duration::from_secs(5), |k| {
-        matches!(k, EventKind::LeaseReleased { session, .. } if &**session == "watched")
-    });
+    wait_event(
+        &events,
+        Duration::from_secs(5),
+        |k| matches!(k, EventKind::LeaseReleased { session, .. } if &**session == "watched"),
+    );
     pool.end_session("watched").unwrap();
-    wait_event(&events, Duration::from_secs(5), |k| {
-        matches!(k, EventKind::SessionEnded(e) if e.reason == EndReason::Ended)
-    });
+    wait_event(
+        &events,
+        Duration::from_secs(5),
+        |k| matches!(k, EventKind::SessionEnded(e) if e.reason == EndReason::Ended),
+    );
     pool.shutdown_blocking(Duration::from_secs(2));
-    wait_event(&events, Duration::from_secs(5), |k| {
-        matches!(k, EventKind::WorkerExited { worker: w, expected: true, .. } if *w == worker)
-    });
+    wait_event(
+        &events,
+        Duration::from_secs(5),
+        |k| matches!(k, EventKind::WorkerExited { worker: w, expected: true, .. } if *w == worker),
+    );
 }

@@ -27,3 +27,31 @@
 mod server;
 
 pub use server::run;
+
+use crate::error::{Error, ErrorKind};
+use crate::factory::ProcessFactory;
+
+/// The argument that makes a herd executable act as the demo worker.
+pub const WORKER_ARG: &str = "demo-worker";
+
+/// If this process was started as an embedded demo worker
+/// (`<exe> demo-worker [flags]`), runs the worker and exits; otherwise
+/// returns. Call it first thing in `main` of any binary that uses
+/// [`embedded_factory`].
+pub fn run_if_requested() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(WORKER_ARG) {
+        std::process::exit(run(args.collect()));
+    }
+}
+
+/// A factory that starts this same executable as a demo worker
+/// (`<current exe> demo-worker`), so a demo needs nothing else installed.
+pub fn embedded_factory() -> Result<ProcessFactory, Error> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::new(ErrorKind::SpawnFailed, "cannot find this executable").with_source(e))?;
+    let exe = exe.to_str().ok_or_else(|| {
+        Error::new(ErrorKind::SpawnFailed, format!("executable path {} is not UTF-8", exe.display()))
+    })?;
+    Ok(ProcessFactory::new(exe, [WORKER_ARG]))
+}

@@ -8,6 +8,7 @@ mod ports;
 mod probe;
 mod process;
 mod template;
+mod ticker;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -54,10 +55,23 @@ struct Spec {
     port_retries: u32,
 }
 
-/// Readiness is first checked this soon after the worker process exists,
-/// then at growing intervals up to [`MAX_POLL`].
-const FIRST_POLLS: u32 = 50;
-const MAX_POLL: Duration = Duration::from_millis(100);
+/// Workers in their readiness phase, process-wide: polling slows down
+/// when many start at once, so probes do not starve the workers of CPU.
+static STARTING: AtomicUsize = AtomicUsize::new(0);
+
+/// The pause before readiness poll number `poll` (0-based): 250 µs for
+/// the first 10 ms, then 1 ms until ~100 ms, then growing to 100 ms; all
+/// stretched by the number of workers starting at once, over 4.
+fn poll_delay(poll: u32, starting: usize) -> Duration {
+    let base = match poll {
+        0 => return Duration::ZERO,
+        1..=40 => Duration::from_micros(250),
+        41..=130 => Duration::from_millis(1),
+        n => Duration::from_millis(u64::from(n - 130) * 5).min(Duration::from_millis(100)),
+    };
+    let stretch = (starting / 4).max(1) as u32;
+    (base * stretch).min(Duration::from_millis(100).max(base))
+}
 
 impl ProcessFactory {
     /// A factory for `program` with `args`.
@@ -397,18 +411,12 @@ enum StartError {
     Setup(String),
 }
 
-/// Waits for the worker process to exist, then polls readiness: every
-/// millisecond at first, backing off to [`MAX_POLL`].
+/// Waits for the worker process to exist, then polls readiness (see
+/// [`poll_delay`] for the schedule).
 async fn wait_ready(spec: &Spec, handle: &mut ProcessHandle, addr: SocketAddr) -> Result<u32, StartError> {
-    let pid = loop {
-        match handle.next_event().await {
-            ProcessEvent::Started(pid) => break pid,
-            ProcessEvent::SetupFailed(failure) => {
-                let cwd = spec.cwd.as_ref().map(|d| d.display().to_string());
-                return Err(StartError::Setup(failure.describe(&spec.program, cwd.as_deref())));
-            }
-            ProcessEvent::Exited(status) => return Err(StartError::Exited(status)),
-        }
+    let pid = match handle.next_event().await {
+        ProcessEvent::Started(pid) => pid,
+        other => return Err(early_end(spec, other)),
     };
     if !spec.start_delay.is_zero() {
         tokio::select! {
@@ -416,18 +424,24 @@ async fn wait_ready(spec: &Spec, handle: &mut ProcessHandle, addr: SocketAddr) -
             event = handle.next_event() => return Err(early_end(spec, event)),
         }
     }
+    STARTING.fetch_add(1, Ordering::Relaxed);
+    let _starting = scopeguard(|| {
+        STARTING.fetch_sub(1, Ordering::Relaxed);
+    });
+    let ticker = super::ticker::Ticker::new().ok();
     let mut polls = 0u32;
     loop {
         let attempt = async {
-            let delay = if polls == 0 {
-                Duration::ZERO
-            } else if polls < FIRST_POLLS {
-                Duration::from_millis(1)
-            } else {
-                Duration::from_millis(u64::from(polls - FIRST_POLLS + 1) * 5).min(MAX_POLL)
-            };
+            let delay = poll_delay(polls, STARTING.load(Ordering::Relaxed));
             if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+                match &ticker {
+                    Some(t) if delay < Duration::from_millis(5) => {
+                        if t.sleep(delay).await.is_err() {
+                            tokio::time::sleep(delay).await;
+                        }
+                    }
+                    _ => tokio::time::sleep(delay).await,
+                }
             }
             probe(addr, &spec.readiness, spec.probe_timeout).await
         };
@@ -442,6 +456,19 @@ async fn wait_ready(spec: &Spec, handle: &mut ProcessHandle, addr: SocketAddr) -
             }
         }
     }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 fn early_end(spec: &Spec, event: ProcessEvent) -> StartError {

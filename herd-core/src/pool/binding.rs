@@ -91,18 +91,12 @@ pub(crate) struct Pending {
     pub session: Arc<str>,
     /// Callers waiting. Incremented only under the pool lock.
     pub waiters: AtomicUsize,
-    pub enqueued_at: Instant,
     done: watch::Sender<PendingResult>,
 }
 
 impl Pending {
     pub(crate) fn new(session: Arc<str>) -> Self {
-        Pending {
-            session,
-            waiters: AtomicUsize::new(0),
-            enqueued_at: Instant::now(),
-            done: watch::channel(None).0,
-        }
+        Pending { session, waiters: AtomicUsize::new(0), done: watch::channel(None).0 }
     }
 
     pub(crate) fn resolve(&self, result: Result<(), Error>) {

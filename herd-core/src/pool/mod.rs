@@ -103,6 +103,7 @@ impl PoolBuilder {
         self.config.validate()?;
         self.factory.check()?;
         let fork_generation = runtime::fork_generation();
+        runtime::raise_fd_limit();
         let name = format!("{}-{}", std::process::id(), POOL_SEQUENCE.fetch_add(1, Ordering::Relaxed));
         let rt = runtime::build(self.config.effective_runtime_threads(), &name)?;
         let events = EventSink::start(&name, self.callbacks)

@@ -79,21 +79,6 @@ impl ProcessHandle {
         Ok((handle, stdout, stderr))
     }
 
-    /// The shim's PID (the worker's parent).
-    pub(crate) fn shim_pid(&self) -> i32 {
-        self.shim_pid
-    }
-
-    /// The worker's host PID, once reported.
-    pub(crate) fn worker_pid(&self) -> Option<i32> {
-        self.worker_pid
-    }
-
-    /// How the worker ended, once it has.
-    pub(crate) fn exit_status(&self) -> Option<ExitStatus> {
-        self.exited
-    }
-
     /// The next thing that happens to the worker. After `Exited` it keeps
     /// returning `Exited`.
     ///

@@ -127,6 +127,9 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 
 const PID_VAR: &[u8] = b"HERD_WORKER_PID=";
 
+/// Stack for the worker between clone and exec (a few small frames).
+const WORKER_STACK: usize = 64 * 1024;
+
 fn spawn_now(
     plan: &SpawnPlan,
     parent_pid: libc::pid_t,
@@ -149,6 +152,7 @@ fn spawn_now(
     envp.push(pid_entry.as_ptr().cast());
     envp.push(std::ptr::null());
     let cgroup_fds: Vec<RawFd> = plan.cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
+    let mut worker_stack = vec![0u8; WORKER_STACK];
 
     let ctx = ChildContext {
         program: plan.program.as_ptr(),
@@ -168,6 +172,8 @@ fn spawn_now(
         stdout_w: stdout_w.as_raw_fd(),
         stderr_w: stderr_w.as_raw_fd(),
         report_w: report_w.as_raw_fd(),
+        worker_stack: worker_stack.as_mut_ptr(),
+        worker_stack_len: worker_stack.len(),
     };
 
     let mut flags = (libc::SIGCHLD | libc::CLONE_PIDFD) as libc::c_ulong;
