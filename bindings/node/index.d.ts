@@ -250,7 +250,7 @@ export interface HostStats {
    * When the sample was taken (milliseconds since the Unix epoch);
    * `null` before the first sample.
    */
-  sampledAtMs?: number
+  sampledAtMs: number | null
 }
 
 /**
@@ -372,7 +372,7 @@ export interface SessionEnd {
   /** The worker it was bound to (`"w3"`). */
   workerId: string
   /** That worker's PID. */
-  pid?: number
+  pid: number | null
   /**
    * Why it ended: `pool.endSession` (`ended`), the idle `ttlMs`
    * (`idle_timeout`), `maxSessionLifetimeMs` (`max_lifetime`), its
@@ -381,9 +381,9 @@ export interface SessionEnd {
    */
   reason: 'ended' | 'idle_timeout' | 'max_lifetime' | 'crashed' | 'unhealthy' | 'shutdown'
   /** For `crashed`: the worker's exit code, if it exited. */
-  exitCode?: number
+  exitCode: number | null
   /** For `crashed`: the signal that killed the worker (`"SIGKILL"`). */
-  signal?: string
+  signal: string | null
   /** How long the session was bound, in milliseconds. */
   durationMs: number
 }
@@ -455,12 +455,12 @@ export interface WorkerRow {
   /** The worker's ID (`"w3"`). */
   id: string
   /** Its PID, once started. */
-  pid?: number
+  pid: number | null
   /** `127.0.0.1:port`. */
-  address?: string
+  address: string | null
   state: 'starting' | 'idle' | 'bound' | 'draining' | 'stopping'
   /** The session it serves, if bound. */
-  sessionId?: string
+  sessionId: string | null
   /** Milliseconds since it was started. */
   ageMs: number
   /** Sessions it has served. */
@@ -468,7 +468,7 @@ export interface WorkerRow {
   /** Failed health checks in a row. */
   healthFailures: number
   /** Resident memory, from the last sample. */
-  rssBytes?: number
+  rssBytes: number | null
   /** User + system CPU time in milliseconds, from the last sample. */
-  cpuTimeMs?: number
+  cpuTimeMs: number | null
 }

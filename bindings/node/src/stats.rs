@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use napi_derive::napi;
 
 /// A snapshot of a pool (`pool.stats()`).
-#[napi(object, object_from_js = false)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct Stats {
     /// Workers by state.
     pub workers: WorkerCounts,
@@ -40,7 +40,7 @@ pub struct Stats {
 }
 
 /// Workers by lifecycle state.
-#[napi(object, object_from_js = false)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct WorkerCounts {
     /// Starting, not ready yet.
     pub starting: u32,
@@ -57,7 +57,7 @@ pub struct WorkerCounts {
 }
 
 /// Totals since the pool started.
-#[napi(object, object_from_js = false)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct Counters {
     /// Workers that became ready.
     pub spawned: f64,
@@ -80,7 +80,7 @@ pub struct Counters {
 }
 
 /// Sessions ended, by reason.
-#[napi(object, object_from_js = false)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct SessionsEnded {
     pub ended: f64,
     pub idle_timeout: f64,
@@ -91,7 +91,7 @@ pub struct SessionsEnded {
 }
 
 /// One worker process.
-#[napi(object, object_from_js = false)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct WorkerRow {
     /// The worker's ID (`"w3"`).
     pub id: String,
@@ -116,7 +116,7 @@ pub struct WorkerRow {
 }
 
 /// Host memory and CPU, from the last background sample.
-#[napi(object, object_from_js = false)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct HostStats {
     pub memory_total_bytes: f64,
     pub memory_available_bytes: f64,
