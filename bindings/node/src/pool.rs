@@ -172,9 +172,9 @@ impl Pool {
             Err(message) => return rejected(env, errors::invalid_config(env, message)),
         };
 
-        let message = format!("the acquire of session {session:?} was aborted");
         let waiting = pool.clone();
-        let mut acquire = Box::pin(async move { waiting.acquire_timeout(&session, timeout).await });
+        let id = session.clone();
+        let mut acquire = Box::pin(async move { waiting.acquire_timeout(&id, timeout).await });
         if let Poll::Ready(result) = acquire.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             return match result {
                 Ok(lease) => PromiseRaw::resolve(env, Lease::from(lease)).map(|p| promise_object(env, p)),
@@ -182,6 +182,7 @@ impl Pool {
             };
         }
 
+        let message = format!("the acquire of session {session:?} was aborted");
         let (mut settle, promise) = Settle::<Lease>::new(env)?;
         let task: Arc<OnceLock<tokio::task::AbortHandle>> = Arc::new(OnceLock::new());
         let shared: SharedSettle<Lease> = Arc::new(Mutex::new(None));
