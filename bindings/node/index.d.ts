@@ -357,6 +357,34 @@ export interface PoolOptions {
    */
   portRetries?: number
   /**
+   * The sandbox (Linux): `"off"`, `"best_effort"` (the default: use
+   * what the host allows, warn once about the rest) or `"required"` (fail
+   * with `HERD_SANDBOX` when the host cannot provide it).
+   */
+  sandbox?: 'off' | 'best_effort' | 'required'
+  /**
+   * Memory limit per worker in bytes, swap excluded (cgroup). Default:
+   * none.
+   */
+  memoryLimit?: number
+  /**
+   * CPU limit per worker in cores, fractional (`0.5` = half a core).
+   * Default: none.
+   */
+  cpuLimit?: number
+  /**
+   * Processes and threads per worker (cgroup); `Infinity` for no limit.
+   * Default 100.
+   */
+  pidsLimit?: number
+  /** New PID, mount and IPC namespaces per worker. Default true. */
+  namespaces?: boolean
+  /**
+   * The cgroup path herd nests its cgroups under (e.g. `/herd`).
+   * Default: this process's own cgroup.
+   */
+  cgroupRoot?: string
+  /**
    * Called on the JavaScript thread when a session ends, with why. It
    * never keeps the process alive by itself. An exception thrown inside
    * it is raised as an uncaught exception (`process.on('uncaughtException')`),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use herd_core::{PoolConfig, ProcessFactory};
+use herd_core::{PoolConfig, ProcessFactory, SandboxMode};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -84,6 +84,25 @@ pub struct PoolOptions<'env> {
     /// Retries with a new port when another process took the port first.
     /// Default 3.
     pub port_retries: Option<f64>,
+    /// The sandbox (Linux): `"off"`, `"best_effort"` (the default: use
+    /// what the host allows, warn once about the rest) or `"required"` (fail
+    /// with `HERD_SANDBOX` when the host cannot provide it).
+    #[napi(ts_type = "'off' | 'best_effort' | 'required'")]
+    pub sandbox: Option<String>,
+    /// Memory limit per worker in bytes, swap excluded (cgroup). Default:
+    /// none.
+    pub memory_limit: Option<f64>,
+    /// CPU limit per worker in cores, fractional (`0.5` = half a core).
+    /// Default: none.
+    pub cpu_limit: Option<f64>,
+    /// Processes and threads per worker (cgroup); `Infinity` for no limit.
+    /// Default 100.
+    pub pids_limit: Option<f64>,
+    /// New PID, mount and IPC namespaces per worker. Default true.
+    pub namespaces: Option<bool>,
+    /// The cgroup path herd nests its cgroups under (e.g. `/herd`).
+    /// Default: this process's own cgroup.
+    pub cgroup_root: Option<String>,
     /// Called on the JavaScript thread when a session ends, with why. It
     /// never keeps the process alive by itself. An exception thrown inside
     /// it is raised as an uncaught exception (`process.on('uncaughtException')`),
@@ -170,6 +189,29 @@ pub(crate) fn build(options: &PoolOptions<'_>) -> std::result::Result<(ProcessFa
     if let Some(n) = count("portRetries", options.port_retries)? {
         factory = factory.port_retries(n as u32);
     }
+    if let Some(mode) = &options.sandbox {
+        factory = factory.sandbox(mode.parse::<SandboxMode>().map_err(|e| e.message().to_string())?);
+    }
+    if let Some(bytes) = options.memory_limit {
+        if !bytes.is_finite() || bytes < 1.0 || bytes.fract() != 0.0 {
+            return Err(format!("memoryLimit must be a whole number of bytes, got {bytes}"));
+        }
+        factory = factory.memory_limit(bytes as u64);
+    }
+    if let Some(cores) = options.cpu_limit {
+        factory = factory.cpu_limit(cores);
+    }
+    match options.pids_limit {
+        Some(f64::INFINITY) => factory = factory.pids_limit(None),
+        Some(n) => factory = factory.pids_limit(count("pidsLimit", Some(n))?.map(|n| n as u64)),
+        None => {}
+    }
+    if let Some(enabled) = options.namespaces {
+        factory = factory.namespaces(enabled);
+    }
+    if let Some(root) = &options.cgroup_root {
+        factory = factory.cgroup_root(root);
+    }
 
     let mut c = PoolConfig::default();
     let set = |target: &mut usize, name: &str, value: Option<f64>| -> std::result::Result<(), String> {
@@ -228,6 +270,10 @@ const JS_NAMES: &[(&str, &str)] = &[
     ("stats_interval", "statsIntervalMs"),
     ("runtime_threads", "runtimeThreads"),
     ("start_timeout", "startTimeoutMs"),
+    ("memory_limit", "memoryLimit"),
+    ("cpu_limit", "cpuLimit"),
+    ("pids_limit", "pidsLimit"),
+    ("cgroup_root", "cgroupRoot"),
 ];
 
 /// Rewrites herd-core's field names (`min_idle`) in a configuration error
