@@ -59,9 +59,9 @@ async function getJson(url, init) {
  * running after `timeoutMs` is killed and the promise rejects: the test
  * failed, and no process is left behind.
  */
-function runNode(script, { timeoutMs = 30000, args = [] } = {}) {
+function runNode(script, { timeoutMs = 30000, args = [], nodeArgs = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', script, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, '-e', script, ...args], {
       cwd: __dirname,
       stdio: ['ignore', 'pipe', 'pipe'],
     })

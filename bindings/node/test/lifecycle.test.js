@@ -107,3 +107,45 @@ test('close() ends every session ("shutdown") and leaves no worker process behin
   assert.equal(last.counters.sessionsEnded.shutdown, 1)
   lease.release()
 })
+
+test("Node's event loop keeps running while an acquire waits for a worker to start", async (t) => {
+  // Workers take at least 300 ms to become ready, so the acquire must wait.
+  const pool = await openPool(t, { min: 0, max: 1, startDelayMs: 300 })
+  let ticks = 0
+  const ticking = setInterval(() => ticks++, 1)
+  try {
+    const pending = pool.acquire('cold')
+    // A call that blocked the thread until the worker was ready would have
+    // returned a settled promise with no timer tick in between.
+    const lease = await pending
+    assert.ok(ticks > 0, 'timers ran while the acquire waited')
+    lease.release()
+  } finally {
+    clearInterval(ticking)
+  }
+})
+
+test('a pool garbage-collected without close() stops its workers (off the event loop)', async () => {
+  const { code, stdout, stderr } = await require('./helpers').runNode(
+    `
+    const { Pool, demoWorkerCommand } = require('herd')
+    const { alive } = require('./helpers')
+    ;(async () => {
+      let pool = await Pool.create({ command: demoWorkerCommand(), min: 2, max: 2, stopGraceMs: 500 })
+      const pids = pool.stats().workerRows.map((r) => r.pid)
+      pool = null
+      const deadline = Date.now() + 20000
+      while (pids.some(alive) && Date.now() < deadline) {
+        global.gc()
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      console.log(JSON.stringify({ pids, alive: pids.filter(alive) }))
+    })()
+  `,
+    { nodeArgs: ['--expose-gc'] },
+  )
+  assert.equal(code, 0, stderr)
+  const { pids, alive: left } = JSON.parse(stdout)
+  assert.equal(pids.length, 2)
+  assert.deepEqual(left, [], 'every worker of the collected pool stopped')
+})
