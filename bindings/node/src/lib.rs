@@ -11,6 +11,7 @@
 //! * [`errors`]: every herd error is an `Error` with a stable `code`.
 //! * [`settle`]: how promises are settled without blocking Node's event loop.
 //! * [`demo`]: the demo worker, so `node bin/herd.js demo-worker` serves tests.
+//! * `HERD_LOG=info` prints herd's logs and the workers' output on stderr.
 //!
 //! # Threads
 //!
@@ -27,11 +28,19 @@
 pub mod demo;
 pub mod errors;
 pub mod lease;
+mod logging;
 pub mod options;
 pub mod pool;
 pub mod session_end;
 pub mod settle;
 pub mod stats;
+
+/// Runs when the addon is loaded into a JavaScript environment.
+#[napi_derive::napi(module_exports)]
+pub fn init(_exports: napi::bindgen_prelude::Object<'_>) -> napi::Result<()> {
+    logging::init_from_env();
+    Ok(())
+}
 
 /// herd's version.
 #[napi_derive::napi]

@@ -81,3 +81,23 @@ test('without a handler, an exception in onSessionEnd ends the process like any 
   assert.equal(code, 1)
   assert.match(stderr, /unhandled callback failure/)
 })
+
+test("HERD_LOG=info shows the workers' output on stderr; unset, herd prints nothing", async () => {
+  const script = `${PRELUDE}
+    ;(async () => {
+      const pool = await Pool.create({ command, min: 1, max: 1 })
+      await pool.close()
+    })()
+  `
+  const quiet = await runNode(script)
+  assert.equal(quiet.code, 0, quiet.stderr)
+  assert.equal(quiet.stderr, '')
+  process.env.HERD_LOG = 'herd::worker=info'
+  try {
+    const logged = await runNode(script)
+    assert.equal(logged.code, 0, logged.stderr)
+    assert.match(logged.stderr, /herd::worker: demo worker w1 \(pid \d+\) listening on 127\.0\.0\.1:\d+/)
+  } finally {
+    delete process.env.HERD_LOG
+  }
+})
