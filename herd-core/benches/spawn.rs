@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use herd_core::{Pool, PoolConfig, ProcessFactory};
+use herd_core::{Pool, PoolConfig, ProcessFactory, SandboxMode};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_herd-demo-worker");
 
@@ -85,8 +85,8 @@ fn exec_to_ready(runs: usize) -> Duration {
     median(times)
 }
 
-fn cold_acquire(runs: usize) -> Duration {
-    let factory = ProcessFactory::new(DEMO, Vec::<String>::new());
+fn cold_acquire(runs: usize, sandbox: SandboxMode) -> Duration {
+    let factory = ProcessFactory::new(DEMO, Vec::<String>::new()).sandbox(sandbox);
     let config = PoolConfig { min: 0, max: 1, reuse: false, ..Default::default() };
     let pool = Pool::new(factory, config).expect("pool");
     let mut times = Vec::new();
@@ -114,7 +114,9 @@ fn rss_kib() -> u64 {
 }
 
 fn scale(n: usize) {
-    let factory = ProcessFactory::new(DEMO, Vec::<String>::new()).start_timeout(Duration::from_secs(120));
+    let factory = ProcessFactory::new(DEMO, Vec::<String>::new())
+        .start_timeout(Duration::from_secs(120))
+        .sandbox(SandboxMode::Off);
     let config =
         PoolConfig { min: 0, max: n, acquire_timeout: Duration::from_secs(120), ..Default::default() };
     let rss_before = rss_kib();
