@@ -147,16 +147,22 @@ impl Pool {
         &self,
         env: &'env Env,
         session_id: Unknown<'_>,
-        options: Option<AcquireOptions<'_>>,
+        options: Option<Unknown<'_>>,
     ) -> Result<Object<'env>> {
         let session = match session_string(env, session_id) {
             Ok(session) => session,
             Err(error) => return rejected(env, error),
         };
-        let (timeout_ms, signal) = match options {
-            Some(o) => (o.timeout_ms, o.signal),
-            None => (None, None),
+        let (timeout_ms, signal) = match parse_options::<AcquireOptions>(env, options, "acquire options") {
+            Ok(Some(o)) => (o.timeout_ms, o.signal),
+            Ok(None) => (None, None),
+            Err(error) => return rejected(env, error),
         };
+        if let Some(signal) = &signal
+            && !is_event_target(signal)
+        {
+            return rejected(env, errors::invalid_config(env, "signal must be an AbortSignal"));
+        }
         if let Some(signal) = &signal
             && crate::settle::is_aborted(signal)?
         {
@@ -183,21 +189,29 @@ impl Pool {
         }
 
         let message = format!("the acquire of session {session:?} was aborted");
-        let (mut settle, promise) = Settle::<Lease>::new(env)?;
         let task: Arc<OnceLock<tokio::task::AbortHandle>> = Arc::new(OnceLock::new());
         let shared: SharedSettle<Lease> = Arc::new(Mutex::new(None));
-        if let Some(signal) = &signal {
-            let (task, shared) = (task.clone(), shared.clone());
-            // Runs on this thread, so never before this method returned and
-            // the task handle was set.
-            settle.set_abort(AbortWiring::listen(env, signal, move || {
-                if let Some(settle) = shared.lock().take() {
-                    if let Some(task) = task.get() {
-                        task.abort();
+        // The listener first: a `Settle` dropped on an error path would
+        // reject a promise nobody holds (an unhandled rejection).
+        let wiring = match &signal {
+            Some(signal) => {
+                let (task, shared) = (task.clone(), shared.clone());
+                // Runs on this thread, so never before this method returned
+                // and the task handle was set.
+                Some(AbortWiring::listen(env, signal, move || {
+                    if let Some(settle) = shared.lock().take() {
+                        if let Some(task) = task.get() {
+                            task.abort();
+                        }
+                        settle.finish(Err(Failure::Aborted(message.clone())));
                     }
-                    settle.finish(Err(Failure::Aborted(message.clone())));
-                }
-            })?);
+                })?)
+            }
+            None => None,
+        };
+        let (mut settle, promise) = Settle::<Lease>::new(env)?;
+        if let Some(wiring) = wiring {
+            settle.set_abort(wiring);
         }
         *shared.lock() = Some(settle);
         let handle = pool.runtime_handle().spawn(async move {
@@ -245,8 +259,12 @@ impl Pool {
     /// tree. Resolves when no worker process is left. Calling it again
     /// resolves when the pool is closed.
     #[napi(ts_args_type = "options?: CloseOptions", ts_return_type = "Promise<void>")]
-    pub fn close<'env>(&self, env: &'env Env, options: Option<CloseOptions>) -> Result<Object<'env>> {
-        let grace = match options::millis("graceMs", options.and_then(|o| o.grace_ms)) {
+    pub fn close<'env>(&self, env: &'env Env, options: Option<Unknown<'_>>) -> Result<Object<'env>> {
+        let grace_ms = match parse_options::<CloseOptions>(env, options, "close options") {
+            Ok(options) => options.and_then(|o| o.grace_ms),
+            Err(error) => return rejected(env, error),
+        };
+        let grace = match options::millis("graceMs", grace_ms) {
             Ok(grace) => grace,
             Err(message) => return rejected(env, errors::invalid_config(env, message)),
         };
@@ -324,22 +342,58 @@ fn drop_in_background(pool: herd_core::Pool) {
 fn session_string(env: &Env, value: Unknown<'_>) -> Result<String> {
     let kind = value.get_type()?;
     if kind != ValueType::String {
-        let got = match kind {
-            ValueType::Undefined => "undefined",
-            ValueType::Null => "null",
-            ValueType::Boolean => "a boolean",
-            ValueType::Number => "a number",
-            ValueType::BigInt => "a bigint",
-            ValueType::Symbol => "a symbol",
-            ValueType::Function => "a function",
-            _ => "an object",
-        };
+        let got = describe(kind);
         return Err(errors::invalid_session_id(env, format!("the session ID must be a string, got {got}")));
     }
     // SAFETY: checked above to be a string value of this call.
     let session = unsafe { String::from_napi_value(env.raw(), value.raw()) }?;
     herd_core::validate_session_id(&session).map_err(|e| errors::to_js(env, &e))?;
     Ok(session)
+}
+
+/// Per-call options: `undefined`/`null` or an object of type `T`; anything
+/// else is a `HERD_INVALID_CONFIG` error naming `what`.
+fn parse_options<'v, T: FromNapiValue + 'v>(
+    env: &Env,
+    value: Option<Unknown<'v>>,
+    what: &str,
+) -> Result<Option<T>> {
+    let Some(value) = value else { return Ok(None) };
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(None),
+        ValueType::Object => {
+            // SAFETY: a live object value of this call.
+            unsafe { T::from_napi_value(env.raw(), value.raw()) }
+                .map(Some)
+                .map_err(|e| errors::invalid_config(env, format!("bad {what}: {}", e.reason)))
+        }
+        other => {
+            Err(errors::invalid_config(env, format!("{what} must be an object, got {}", describe(other))))
+        }
+    }
+}
+
+/// Whether `value` has `addEventListener` (an `AbortSignal`, or any
+/// `EventTarget` that behaves like one).
+fn is_event_target(value: &Object<'_>) -> bool {
+    value
+        .get_named_property::<Unknown>("addEventListener")
+        .is_ok_and(|f| f.get_type().ok() == Some(ValueType::Function))
+}
+
+/// A JavaScript value's type, for error messages ("got a number").
+fn describe(kind: ValueType) -> &'static str {
+    match kind {
+        ValueType::Undefined => "undefined",
+        ValueType::Null => "null",
+        ValueType::Boolean => "a boolean",
+        ValueType::Number => "a number",
+        ValueType::String => "a string",
+        ValueType::BigInt => "a bigint",
+        ValueType::Symbol => "a symbol",
+        ValueType::Function => "a function",
+        _ => "an object",
+    }
 }
 
 /// An already-rejected promise.

@@ -69,3 +69,22 @@ test('a bound session is served at once even with a tiny timeout', async (t) => 
   assert.equal(lease.sessionId, 'bound')
   lease.release()
 })
+
+test('bad acquire options reject (never throw) with HERD_INVALID_CONFIG', async (t) => {
+  const pool = await openPool(t, { min: 0, max: 1 })
+  const cases = [
+    [5, /acquire options must be an object, got a number/],
+    [{ signal: {} }, /signal must be an AbortSignal/],
+    [{ timeoutMs: 'soon' }, /bad acquire options/],
+  ]
+  for (const [options, message] of cases) {
+    const pending = pool.acquire('x', options)
+    assert.ok(pending instanceof Promise)
+    const err = await rejection(pending)
+    assert.equal(err.code, 'HERD_INVALID_CONFIG')
+    assert.match(err.message, message)
+  }
+  const err = await rejection(pool.close('now'))
+  assert.match(err.message, /close options must be an object, got a string/)
+  assert.equal(pool.closed, false)
+})
