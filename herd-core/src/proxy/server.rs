@@ -1,0 +1,189 @@
+//! Listening, serving client connections, and stopping gracefully.
+//!
+//! # Stopping
+//!
+//! [`Stage`] moves `Running → Draining → Closed`, once each. On
+//! `Draining` the listeners stop accepting, each HTTP connection finishes
+//! the request in flight and then closes (hyper's graceful shutdown), and
+//! each tunnel sends its close frame. Every connection and tunnel holds a
+//! [`Tracker`] guard; `stop` waits for the count to reach zero or for the
+//! grace period, then moves to `Closed`, which drops whatever is left.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{Notify, watch};
+
+use super::body::ProxyBody;
+use super::headers::ClientInfo;
+use super::metrics::Metrics;
+use crate::error::Error;
+
+/// Where a proxy is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Stage {
+    Running,
+    Draining,
+    Closed,
+}
+
+/// A receiver of [`Stage`] changes.
+#[derive(Clone)]
+pub(crate) struct StopSignal(watch::Receiver<Stage>);
+
+impl StopSignal {
+    pub(crate) fn new() -> (watch::Sender<Stage>, StopSignal) {
+        let (tx, rx) = watch::channel(Stage::Running);
+        (tx, StopSignal(rx))
+    }
+
+    /// Resolves once stopping has begun.
+    pub(crate) async fn stopping(&mut self) {
+        let _ = self.0.wait_for(|s| *s >= Stage::Draining).await;
+    }
+
+    /// Resolves once the grace period is over.
+    pub(crate) async fn closed(&mut self) {
+        let _ = self.0.wait_for(|s| *s >= Stage::Closed).await;
+    }
+}
+
+/// Counts live connections and tunnels.
+#[derive(Default)]
+pub(crate) struct Tracker {
+    live: AtomicUsize,
+    none_left: Notify,
+}
+
+/// Held by one connection or tunnel.
+pub(crate) struct TrackerGuard(Arc<Tracker>);
+
+impl Tracker {
+    pub(crate) fn guard(self: &Arc<Self>) -> TrackerGuard {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        TrackerGuard(self.clone())
+    }
+
+    /// Waits until no connection or tunnel is left.
+    pub(crate) async fn none_left(&self) {
+        loop {
+            let notified = self.none_left.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for TrackerGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
+/// Binds `addr` on the current runtime (with a deep accept backlog).
+pub(crate) fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, Error> {
+    let fail = |e: std::io::Error| Error::io(format!("cannot listen on {addr} ({what})"), e);
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    socket.listen(1024).map_err(fail)
+}
+
+/// The HTTP/1.1 server settings for client connections.
+pub(crate) fn http_server(max_header_bytes: usize, header_read_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_header_size(max_header_bytes)
+        .keep_alive(true);
+    builder
+}
+
+/// Accepts connections until stopping begins; serves each with `service`.
+pub(crate) async fn accept_loop<S, F>(
+    listener: TcpListener,
+    server: Arc<http1::Builder>,
+    service: S,
+    stop: StopSignal,
+    tracker: Arc<Tracker>,
+    metrics: Option<Arc<Metrics>>,
+) where
+    S: Fn(Request<Incoming>, Arc<ClientInfo>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+{
+    let mut stopping = stop.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = stopping.stopping() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of descriptors or similar: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let guard = tracker.guard();
+        let service = service.clone();
+        let server = server.clone();
+        let stop = stop.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            if let Some(m) = &metrics {
+                m.client_connections.inc();
+            }
+            serve_connection(stream, peer, &server, service, stop).await;
+            if let Some(m) = &metrics {
+                m.client_connections.dec();
+            }
+        });
+    }
+}
+
+async fn serve_connection<S, F>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    server: &http1::Builder,
+    service: S,
+    mut stop: StopSignal,
+) where
+    S: Fn(Request<Incoming>, Arc<ClientInfo>) -> F + Send + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let client = Arc::new(ClientInfo::new(peer.ip()));
+    let connection = server
+        .serve_connection(TokioIo::new(stream), service_fn(move |req| service(req, client.clone())))
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stop.stopping() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = connection => {}
+        _ = stop.closed() => {}
+    }
+}
