@@ -50,12 +50,27 @@ impl ProxyBody {
 
 impl Streamed {
     /// The body reached its end: the connection may serve the next request.
-    fn finish(&mut self) {
+    fn finish(&mut self, cx: &mut Context<'_>) {
         self.finished = true;
         if let Some(conn) = self.conn.take() {
-            conn.give_back();
+            conn.give_back(cx);
         }
         self.lease = None;
+    }
+
+    /// Polls the worker's body, driving its connection (see `upstream`).
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match self.conn.as_mut() {
+            Some(conn) => {
+                // Either outcome may have fed the body: look again.
+                let _ = conn.poll_connection(cx);
+                Pin::new(&mut self.body).poll_frame(cx)
+            }
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -64,7 +79,7 @@ impl Drop for Streamed {
         // hyper does not poll a body that reports its end up front (a
         // `Content-Length: 0` or fully read body): that counts as complete.
         if !self.finished && self.body.is_end_stream() {
-            self.finish();
+            self.finish(&mut Context::from_waker(std::task::Waker::noop()));
         }
         // Otherwise `conn` drops unreturned, closing the connection.
     }
@@ -81,10 +96,10 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(s) => {
-                let polled = Pin::new(&mut s.body).poll_frame(cx);
+                let polled = s.poll_body(cx);
                 match &polled {
-                    Poll::Ready(None) => s.finish(),
-                    Poll::Ready(Some(Ok(_))) if s.body.is_end_stream() => s.finish(),
+                    Poll::Ready(None) => s.finish(cx),
+                    Poll::Ready(Some(Ok(_))) if s.body.is_end_stream() => s.finish(cx),
                     Poll::Ready(Some(Err(_))) => {
                         s.conn = None;
                         s.lease = None;

@@ -85,6 +85,9 @@ pub struct ProxyConfig {
     /// stopping), how long the client gets to answer the close frame before
     /// the connection is dropped. Default 2 s.
     pub websocket_close_timeout: Duration,
+    /// I/O threads serving clients, each with its own listening socket and
+    /// upstream connections. 0 (default): one per core, at most 4.
+    pub threads: usize,
 }
 
 impl Default for ProxyConfig {
@@ -102,6 +105,7 @@ impl Default for ProxyConfig {
             upstream_max_idle: 128,
             preserve_host: false,
             websocket_close_timeout: Duration::from_secs(2),
+            threads: 0,
         }
     }
 }
@@ -161,6 +165,9 @@ impl ProxyConfig {
                 return Err(Error::invalid_config(format!("{name} must be greater than zero")));
             }
         }
+        if self.threads > 64 {
+            return Err(Error::invalid_config(format!("threads ({}) must be at most 64", self.threads)));
+        }
         if self.acquire_timeout.is_some_and(|d| d.is_zero()) {
             return Err(Error::invalid_config("acquire_timeout must be greater than zero when set"));
         }
@@ -171,6 +178,14 @@ impl ProxyConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The I/O threads to start.
+    pub(crate) fn effective_threads(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
     }
 
     /// `Retry-After` in whole seconds, at least 1.

@@ -18,10 +18,10 @@ use super::body::ProxyBody;
 use super::headers::{self, ClientInfo};
 use super::metrics::{Metrics, Rejected};
 use super::responses;
-use super::server::{StopSignal, Tracker};
+use super::server::{IoThread, StopSignal};
 use super::session_id::{Rejection, Sources};
 use super::tunnel::{Closed, Tunnel};
-use super::upstream::{Conn, Upstream, Upstreams};
+use super::upstream::{Conn, SendError, Upstream};
 use crate::pool::{Lease, Pool};
 
 /// Everything the request path needs, shared by all connections.
@@ -32,10 +32,8 @@ pub(crate) struct Gateway {
     pub retry_after_secs: u64,
     pub preserve_host: bool,
     pub close_timeout: Duration,
-    pub upstreams: Upstreams,
     pub metrics: Arc<Metrics>,
     pub stop: StopSignal,
-    pub tracker: Arc<Tracker>,
 }
 
 impl Gateway {
@@ -44,9 +42,10 @@ impl Gateway {
         self: Arc<Self>,
         req: Request<Incoming>,
         client: Arc<ClientInfo>,
+        io: Arc<IoThread>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
-        let resp = self.route(req, &client).await;
+        let resp = self.route(req, &client, &io).await;
         self.metrics.response(resp.status().as_u16(), started.elapsed());
         Ok(resp)
     }
@@ -56,7 +55,7 @@ impl Gateway {
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>, client: &ClientInfo) -> Response<ProxyBody> {
+    async fn route(&self, req: Request<Incoming>, client: &ClientInfo, io: &IoThread) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         let (lease, forward_path) = {
             let found = match self.sources.find(&parts) {
@@ -87,7 +86,7 @@ impl Gateway {
             tracing::warn!(worker = %lease.worker_id(), "the session's worker has no network address");
             return self.reject(Rejected::WorkerUnreachable, responses::worker_unreachable());
         };
-        let upstream = self.upstreams.get(lease.worker_id(), address);
+        let upstream = io.upstreams.get(lease.worker_id(), address);
 
         let upgrade = headers::upgrade_of(&parts.headers);
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
@@ -105,13 +104,14 @@ impl Gateway {
         }
         parts.version = Version::HTTP_11;
 
-        let (mut resp, conn) = match exchange(&upstream, Request::from_parts(parts, body)).await {
-            Ok(exchanged) => exchanged,
-            Err(message) => {
-                tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
-                return self.reject(Rejected::WorkerUnreachable, responses::worker_unreachable());
-            }
-        };
+        let (mut resp, conn) =
+            match exchange(&upstream, Request::from_parts(parts, body), upgrade.is_some()).await {
+                Ok(exchanged) => exchanged,
+                Err(message) => {
+                    tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
+                    return self.reject(Rejected::WorkerUnreachable, responses::worker_unreachable());
+                }
+            };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS
             && let (Some(proto), Some(client_upgrade)) = (upgrade, client_upgrade)
@@ -122,7 +122,7 @@ impl Gateway {
             let websocket = accepted.as_bytes().eq_ignore_ascii_case(b"websocket");
             headers::strip_hop_by_hop(&mut parts.headers);
             headers::restore_upgrade(&mut parts.headers, accepted);
-            self.spawn_tunnel(lease, websocket, client_upgrade, worker_upgrade, conn);
+            self.spawn_tunnel(io, lease, websocket, client_upgrade, worker_upgrade, conn);
             return Response::from_parts(parts, ProxyBody::empty());
         }
 
@@ -131,9 +131,17 @@ impl Gateway {
         Response::from_parts(parts, ProxyBody::upstream(body, lease, Some(conn)))
     }
 
-    fn spawn_tunnel(&self, lease: Lease, websocket: bool, client: OnUpgrade, worker: OnUpgrade, conn: Conn) {
+    fn spawn_tunnel(
+        &self,
+        io: &IoThread,
+        lease: Lease,
+        websocket: bool,
+        client: OnUpgrade,
+        worker: OnUpgrade,
+        conn: Conn,
+    ) {
         let tunnel = Tunnel { lease, websocket, stop: self.stop.clone(), close_timeout: self.close_timeout };
-        let guard = self.tracker.guard();
+        let guard = io.tracker.guard();
         let metrics = self.metrics.clone();
         let mut stop = self.stop.clone();
         tokio::spawn(async move {
@@ -156,17 +164,26 @@ impl Gateway {
 async fn exchange(
     upstream: &Arc<Upstream>,
     req: Request<Incoming>,
+    upgrade: bool,
 ) -> Result<(Response<Incoming>, Conn), String> {
-    let failed = |e: &hyper::Error| format!("worker {} at {}: {e}", upstream.worker, upstream.address);
     let mut conn = upstream.checkout().await.map_err(|e| e.message)?;
-    let mut error = match conn.send(req).await {
+    if upgrade {
+        conn.prepare_upgrade();
+    }
+    let req = match conn.send(req).await {
         Ok(resp) => return Ok((resp, conn)),
-        Err(error) => error,
+        Err(SendError::Failed(message)) => return Err(message),
+        Err(SendError::Unsent(req)) => *req,
     };
-    let Some(req) = error.take_message() else { return Err(failed(error.error())) };
     let mut conn = upstream.connect().await.map_err(|e| e.message)?;
+    if upgrade {
+        conn.prepare_upgrade();
+    }
     match conn.send(req).await {
         Ok(resp) => Ok((resp, conn)),
-        Err(error) => Err(failed(error.error())),
+        Err(SendError::Failed(message)) => Err(message),
+        Err(SendError::Unsent(_)) => {
+            Err(format!("worker {} at {}: the connection closed at once", upstream.worker, upstream.address))
+        }
     }
 }

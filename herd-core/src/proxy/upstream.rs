@@ -8,6 +8,18 @@
 //! `upstream_idle_timeout`, capped at `upstream_max_idle` per worker, and
 //! all dropped when the worker exits ([`Upstreams::retire`]).
 //!
+//! # No task per connection
+//!
+//! hyper's client connection is a future that must be polled to move
+//! bytes. Instead of a task per connection, the request that holds a
+//! connection polls it itself — while waiting for the response head
+//! ([`Conn::send`]) and while its response body is read
+//! ([`Conn::poll_connection`], from the body). A request then runs in one
+//! task, the client connection's, with no wake-up across tasks: the
+//! largest cost of a proxied request on a small machine. An idle
+//! connection is polled by no one; a worker closing it is noticed at the
+//! next checkout. Upgraded connections (WebSocket) get their own task.
+//!
 //! # Concurrency
 //!
 //! The worker map is behind a read-mostly lock held only to clone an
@@ -18,20 +30,25 @@
 //! drained, and checked under the list's lock.
 
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpStream;
 
 use super::metrics::Metrics;
 use crate::factory::WorkerId;
+
+type Io = TokioIo<TcpStream>;
 
 /// Settings shared by every worker's pool.
 #[derive(Debug, Clone)]
@@ -54,7 +71,7 @@ pub(crate) struct Upstream {
     pub address: SocketAddr,
     /// `Host` for requests to this worker (`127.0.0.1:port`).
     pub host: HeaderValue,
-    idle: Mutex<Vec<(SendRequest<Incoming>, Instant)>>,
+    idle: Mutex<Vec<(Conn, Instant)>>,
     retired: AtomicBool,
     settings: Settings,
     metrics: Arc<Metrics>,
@@ -63,7 +80,29 @@ pub(crate) struct Upstream {
 /// A connection checked out for one exchange.
 pub(crate) struct Conn {
     sender: SendRequest<Incoming>,
+    /// The connection's I/O, polled by its user; `None` once it ended (or
+    /// moved to its own task for an upgrade).
+    connection: Option<Box<Connection<Io, Incoming>>>,
     upstream: Arc<Upstream>,
+    _open: OpenConnection,
+}
+
+/// Counts an open upstream connection in the metrics while it lives.
+struct OpenConnection(Arc<Metrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.upstream_connections.dec();
+    }
+}
+
+/// Why a request did not reach the worker.
+pub(crate) enum SendError {
+    /// The connection was closing before the request was written: the
+    /// request comes back, to be sent on another connection.
+    Unsent(Box<Request<Incoming>>),
+    /// The exchange failed.
+    Failed(String),
 }
 
 /// Why no connection to the worker could be made.
@@ -122,6 +161,11 @@ impl Upstreams {
         }
     }
 
+    /// Whether no worker has connections here.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.workers.read().is_empty()
+    }
+
     /// Drops every idle connection (the proxy is stopping).
     pub(crate) fn retire_all(&self) {
         let all: Vec<Arc<Upstream>> = self.workers.write().drain().map(|(_, up)| up).collect();
@@ -140,39 +184,22 @@ impl Upstream {
 
     /// An idle connection that is ready for a request, or a new one.
     pub(crate) async fn checkout(self: &Arc<Self>) -> Result<Conn, ConnectError> {
-        if let Some(conn) = self.reuse() {
-            return Ok(conn);
+        loop {
+            let popped = self.idle.lock().pop();
+            let Some((mut conn, since)) = popped else { break };
+            if since.elapsed() >= self.settings.idle_timeout {
+                // Everything below it is older still.
+                self.idle.lock().clear();
+                break;
+            }
+            // An idle connection is polled by no one: see now whether the
+            // worker closed it meanwhile.
+            let alive = poll_fn(|cx| Poll::Ready(conn.poll_connection(cx).is_pending())).await;
+            if alive && conn.sender.is_ready() {
+                return Ok(conn);
+            }
         }
         self.connect().await
-    }
-
-    /// The newest idle connection still fit for use, if any.
-    ///
-    /// # Race window
-    ///
-    /// A connection is given back as soon as its response body has been
-    /// read, which can be a moment before hyper's connection task has
-    /// marked it ready for the next request. One found in that state here
-    /// is handed to a task that waits for it to become ready (or close)
-    /// and then gives it back, so it is neither lost nor waited on by a
-    /// request.
-    fn reuse(self: &Arc<Self>) -> Option<Conn> {
-        let mut idle = self.idle.lock();
-        while let Some((mut sender, since)) = idle.pop() {
-            if since.elapsed() >= self.settings.idle_timeout || sender.is_closed() {
-                continue;
-            }
-            if sender.is_ready() {
-                return Some(Conn { sender, upstream: self.clone() });
-            }
-            let upstream = self.clone();
-            tokio::spawn(async move {
-                if sender.ready().await.is_ok() {
-                    upstream.give_back(sender);
-                }
-            });
-        }
-        None
     }
 
     /// Opens a new connection.
@@ -191,42 +218,84 @@ impl Upstream {
         let (sender, connection) =
             http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| fail(e.to_string()))?;
         self.metrics.upstream_connects.inc();
-        let metrics = self.metrics.clone();
-        metrics.upstream_connections.inc();
-        tokio::spawn(async move {
-            // Ends when the worker or herd closes the connection; errors
-            // reach the request that was using it.
-            let _ = connection.with_upgrades().await;
-            metrics.upstream_connections.dec();
-        });
-        Ok(Conn { sender, upstream: self.clone() })
+        self.metrics.upstream_connections.inc();
+        Ok(Conn {
+            sender,
+            connection: Some(Box::new(connection)),
+            upstream: self.clone(),
+            _open: OpenConnection(self.metrics.clone()),
+        })
     }
 
-    fn give_back(&self, sender: SendRequest<Incoming>) {
-        if sender.is_closed() {
-            return;
-        }
+    fn give_back(&self, conn: Conn) {
         let mut idle = self.idle.lock();
         if !self.retired.load(Ordering::SeqCst) && idle.len() < self.settings.max_idle {
-            idle.push((sender, Instant::now()));
+            idle.push((conn, Instant::now()));
         }
     }
 }
 
 impl Conn {
-    /// Sends `req`. On failure the request comes back when it was never
-    /// written to the connection (so it can be sent on another one).
-    pub(crate) async fn send(
-        &mut self,
-        req: Request<Incoming>,
-    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Incoming>>> {
-        self.sender.try_send_request(req).await
+    /// Sends `req` and waits for the response head, driving the connection
+    /// meanwhile (see the module docs).
+    pub(crate) async fn send(&mut self, req: Request<Incoming>) -> Result<Response<Incoming>, SendError> {
+        let response = self.sender.try_send_request(req);
+        tokio::pin!(response);
+        let outcome = poll_fn(|cx| {
+            if let Poll::Ready(outcome) = response.as_mut().poll(cx) {
+                return Poll::Ready(outcome);
+            }
+            if self.poll_connection(cx).is_ready() {
+                // The connection ended with the request pending: hyper
+                // answers it once the connection is dropped.
+                return response.as_mut().poll(cx);
+            }
+            Poll::Pending
+        })
+        .await;
+        outcome.map_err(|mut error| match error.take_message() {
+            Some(req) => SendError::Unsent(Box::new(req)),
+            None => SendError::Failed(format!(
+                "worker {} at {}: {}",
+                self.upstream.worker,
+                self.upstream.address,
+                error.error()
+            )),
+        })
     }
 
-    /// Gives the connection back for the next request: call only once the
-    /// response body has been read to its end.
-    pub(crate) fn give_back(self) {
-        let Conn { sender, upstream } = self;
-        upstream.give_back(sender);
+    /// Moves bytes on the connection. `Ready` once it has ended (closed by
+    /// the worker, failed, or moved away for an upgrade).
+    pub(crate) fn poll_connection(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(connection) = self.connection.as_mut() else { return Poll::Ready(()) };
+        match Pin::new(&mut **connection).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => {
+                self.connection = None;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// Lets the connection carry an upgrade: it gets its own task, which
+    /// hands the raw connection to `hyper::upgrade::on` after a `101`.
+    /// Call before sending the upgrade request.
+    pub(crate) fn prepare_upgrade(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            tokio::spawn(async move {
+                let _ = connection.with_upgrades().await;
+            });
+        }
+    }
+
+    /// Gives the connection back for the next request once its response
+    /// body was read to its end; a connection not ready for another
+    /// request (its request body still streaming) is closed instead.
+    pub(crate) fn give_back(mut self, cx: &mut Context<'_>) {
+        if self.poll_connection(cx).is_ready() || !self.sender.is_ready() {
+            return;
+        }
+        let upstream = self.upstream.clone();
+        upstream.give_back(self);
     }
 }
