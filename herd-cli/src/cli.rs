@@ -132,6 +132,9 @@ pub(crate) struct Options {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Gateway")]
     #[serde(default, deserialize_with = "duration")]
     pub websocket_close_timeout: Option<Duration>,
+    /// I/O threads serving clients [default: 0 = one per core, at most 4].
+    #[arg(long, value_name = "N", help_heading = "Gateway")]
+    pub threads: Option<usize>,
     /// On SIGINT/SIGTERM, how long requests in flight get to finish [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Gateway")]
     #[serde(default, deserialize_with = "duration")]

@@ -51,7 +51,7 @@ pub(crate) fn resolve(
     let o = &mut args.options;
     merge!(o, file;
         listen, admin, acquire_timeout, retry_after, max_header_bytes, header_read_timeout,
-        upstream_connect_timeout, upstream_idle_timeout, upstream_max_idle, websocket_close_timeout,
+        upstream_connect_timeout, upstream_idle_timeout, upstream_max_idle, websocket_close_timeout, threads,
         shutdown_grace, log_format, min, max, min_idle, ttl, max_session_lifetime,
         recycle_after_sessions, max_worker_age, idle_worker_timeout, health_interval, health_timeout,
         health_failure_threshold, max_queue, stop_grace, stats_interval, runtime_threads,
@@ -168,6 +168,9 @@ pub(crate) fn resolve(
     }
     if let Some(v) = o.upstream_max_idle {
         proxy.upstream_max_idle = v;
+    }
+    if let Some(v) = o.threads {
+        proxy.threads = v;
     }
     proxy.preserve_host = args.preserve_host || file.preserve_host.unwrap_or(false);
     let from_flags = session_sources_from_flags(&args.session_order);

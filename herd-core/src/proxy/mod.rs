@@ -52,7 +52,7 @@ use tokio::sync::watch;
 
 pub use self::config::{ProxyConfig, SessionSource};
 use self::forward::Gateway;
-use self::server::{IoThread, Stage, StopSignal, Tracker};
+use self::server::{IoThread, Sharing, Stage, StopSignal, Tracker};
 use self::upstream::Upstreams;
 use crate::error::{Error, ErrorKind};
 use crate::factory::WorkerId;
@@ -132,13 +132,16 @@ impl Proxy {
         let mut listeners = Vec::with_capacity(threads);
         let mut local_addr = config.listen;
         for _ in 0..threads {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::io("cannot start a proxy runtime", e))?;
+            let runtime = IdleRuntime(Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::io("cannot start a proxy runtime", e))?,
+            ));
             let listener = {
-                let _inside = runtime.enter();
-                server::bind(local_addr, "gateway", true)?
+                let _inside = runtime.0.as_ref().map(|r| r.enter());
+                let sharing = if listeners.is_empty() { Sharing::First } else { Sharing::Join };
+                server::bind(local_addr, "gateway", sharing)?
             };
             local_addr = listener
                 .local_addr()
@@ -149,7 +152,7 @@ impl Proxy {
         let admin_listener = match config.admin_listen {
             Some(addr) => {
                 let _inside = handle.enter();
-                Some(server::bind(addr, "admin", false)?)
+                Some(server::bind(addr, "admin", Sharing::Alone)?)
             }
             None => None,
         };
@@ -188,7 +191,7 @@ impl Proxy {
         let control = Arc::new(Control { stage, tracker: tracker.clone(), io: io.clone() });
         let proxy = Proxy { local_addr, admin_addr, control, handle: handle.clone() };
         for (index, ((runtime, listener), io)) in
-            runtimes.into_iter().zip(listeners).zip(io.iter()).enumerate()
+            runtimes.into_iter().filter_map(|mut r| r.0.take()).zip(listeners).zip(io.iter()).enumerate()
         {
             // On failure, dropping `proxy` stops the threads already started.
             server::spawn_io_thread(
@@ -269,6 +272,19 @@ impl std::fmt::Debug for Proxy {
             .field("local_addr", &self.local_addr)
             .field("admin_addr", &self.admin_addr)
             .finish()
+    }
+}
+
+/// A runtime made for an I/O thread that has not started yet. If `start`
+/// fails first, it is dropped without blocking: `start` may run inside an
+/// async context, where dropping a runtime the usual way panics.
+struct IdleRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for IdleRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

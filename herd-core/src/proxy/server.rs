@@ -111,13 +111,29 @@ impl Drop for TrackerGuard {
     }
 }
 
-/// Binds `addr` on the current runtime (with a deep accept backlog);
-/// `shared` lets more sockets bind the same port (`SO_REUSEPORT`).
-pub(crate) fn bind(addr: SocketAddr, what: &str, shared: bool) -> Result<TcpListener, Error> {
+/// How a listening socket shares its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sharing {
+    /// Not at all.
+    Alone,
+    /// The first of a `SO_REUSEPORT` group: the port must be free.
+    First,
+    /// Another socket of the group.
+    Join,
+}
+
+/// Binds `addr` on the current runtime, with a deep accept backlog.
+pub(crate) fn bind(addr: SocketAddr, what: &str, sharing: Sharing) -> Result<TcpListener, Error> {
     let fail = |e: std::io::Error| Error::io(format!("cannot listen on {addr} ({what})"), e);
     let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(fail)?;
     socket.set_reuseaddr(true).map_err(fail)?;
-    if shared {
+    if sharing == Sharing::First && addr.port() != 0 {
+        // Sockets that share a port split its connections: make sure no
+        // one listens on it already (another herd, say), or both would
+        // quietly serve half of the clients.
+        drop(std::net::TcpListener::bind(addr).map_err(fail)?);
+    }
+    if sharing != Sharing::Alone {
         socket.set_reuseport(true).map_err(fail)?;
     }
     socket.bind(addr).map_err(fail)?;
