@@ -33,6 +33,7 @@ mod pool;
 pub mod process;
 pub mod proxy;
 mod runtime;
+pub mod sandbox;
 pub mod session;
 pub mod stats;
 
@@ -43,6 +44,7 @@ pub use factory::{ProcessFactory, Readiness, SpawnContext, Worker, WorkerFactory
 pub use pool::{Lease, PendingAcquire, Pool, PoolBuilder};
 pub use process::ExitStatus;
 pub use proxy::{Proxy, ProxyConfig, SessionSource};
+pub use sandbox::{Limits, SandboxConfig, SandboxMode};
 pub use session::{MAX_SESSION_ID_LEN, validate_session_id};
 pub use stats::{Stats, WorkerState};
 
