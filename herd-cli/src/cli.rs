@@ -75,6 +75,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, help_heading = "Worker")]
     pub clear_env: bool,
 
+    /// Run workers without new PID, mount and IPC namespaces.
+    #[arg(long, help_heading = "Sandbox")]
+    pub no_namespaces: bool,
+
     /// Forward the client's Host header instead of the worker's address.
     #[arg(long, help_heading = "Gateway")]
     pub preserve_host: bool,
@@ -218,6 +222,26 @@ pub(crate) struct Options {
     #[arg(long, value_name = "DIR", help_heading = "Worker")]
     pub cwd: Option<PathBuf>,
 
+    /// Sandbox mode: off, best_effort (use what the host offers, warn once) or required (fail the
+    /// spawn otherwise) [default: best_effort].
+    #[arg(long, value_name = "MODE", value_parser = parse_sandbox, help_heading = "Sandbox")]
+    #[serde(default, deserialize_with = "sandbox_mode")]
+    pub sandbox: Option<herd_core::SandboxMode>,
+    /// Memory per worker, swap excluded, like 512MiB or 2GiB (K, M, G are powers of 1024) [default: none].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help_heading = "Sandbox")]
+    #[serde(default, deserialize_with = "bytes")]
+    pub memory_limit: Option<u64>,
+    /// CPU per worker in cores, fractional (0.5 = half a core) [default: none].
+    #[arg(long, value_name = "CORES", help_heading = "Sandbox")]
+    pub cpu_limit: Option<f64>,
+    /// Processes and threads per worker, or "unlimited" [default: 100].
+    #[arg(long, value_name = "N", value_parser = parse_pids, help_heading = "Sandbox")]
+    #[serde(default, deserialize_with = "pids")]
+    pub pids_limit: Option<PidsLimit>,
+    /// The cgroup path herd nests its cgroups under, like /herd [default: herd's own cgroup].
+    #[arg(long, value_name = "PATH", help_heading = "Sandbox")]
+    pub cgroup_root: Option<PathBuf>,
+
     // Keys that only the config file has (the command line has other
     // spellings for them, merged in `settings`).
     /// `["PROGRAM", "ARG"...]`.
@@ -236,7 +260,14 @@ pub(crate) struct Options {
     pub inherit_env: Option<bool>,
     #[arg(skip)]
     pub preserve_host: Option<bool>,
+    /// New PID, mount and IPC namespaces for workers (`--no-namespaces`).
+    #[arg(skip)]
+    pub namespaces: Option<bool>,
 }
+
+/// `--pids-limit`: a number, or no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PidsLimit(pub Option<u64>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -256,10 +287,80 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (durations read like 500ms, 30s, 10m)"))
 }
 
+fn parse_sandbox(text: &str) -> Result<herd_core::SandboxMode, String> {
+    text.parse().map_err(|e: herd_core::Error| e.message().to_string())
+}
+
+/// `512MiB`, `2G`, `1048576`: K, M, G and T (with or without `iB`/`B`)
+/// are powers of 1024.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a size like 512MiB or 2GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use K, M, G or T, as in 512MiB)")),
+    };
+    Ok((number * (1u64 << shift) as f64) as u64)
+}
+
+fn parse_pids(text: &str) -> Result<PidsLimit, String> {
+    match text {
+        "unlimited" | "none" => Ok(PidsLimit(None)),
+        n => n
+            .parse()
+            .map(|n| PidsLimit(Some(n)))
+            .map_err(|_| format!("{text:?} is not a number or \"unlimited\"")),
+    }
+}
+
 fn parse_env(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err("expected KEY=VALUE".to_string()),
+    }
+}
+
+/// serde: `"best_effort"` and the like.
+fn sandbox_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<herd_core::SandboxMode>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_sandbox(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// serde: a size, `"512MiB"` or a number of bytes.
+fn bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(u64),
+        Text(String),
+    }
+    match Written::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a size like \"512MiB\" or a number of bytes"))?
+    {
+        Written::Number(n) => Ok(Some(n)),
+        Written::Text(text) => parse_bytes(&text).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// serde: a number of processes, or `"unlimited"`.
+fn pids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PidsLimit>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(u64),
+        Text(String),
+    }
+    match Written::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a number or \"unlimited\""))?
+    {
+        Written::Number(n) => Ok(Some(PidsLimit(Some(n)))),
+        Written::Text(text) => parse_pids(&text).map(Some).map_err(serde::de::Error::custom),
     }
 }
 

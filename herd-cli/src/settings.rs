@@ -56,6 +56,7 @@ pub(crate) fn resolve(
         recycle_after_sessions, max_worker_age, idle_worker_timeout, health_interval, health_timeout,
         health_failure_threshold, max_queue, stop_grace, stats_interval, runtime_threads,
         health_path, readiness, start_timeout, start_delay, port_retries, cwd,
+        sandbox, memory_limit, cpu_limit, pids_limit, cgroup_root,
     );
     let o = args.options;
 
@@ -144,6 +145,24 @@ pub(crate) fn resolve(
     }
     if let Some(n) = o.port_retries {
         factory = factory.port_retries(n);
+    }
+    if let Some(mode) = o.sandbox {
+        factory = factory.sandbox(mode);
+    }
+    if let Some(bytes) = o.memory_limit {
+        factory = factory.memory_limit(bytes);
+    }
+    if let Some(cores) = o.cpu_limit {
+        factory = factory.cpu_limit(cores);
+    }
+    if let Some(limit) = o.pids_limit {
+        factory = factory.pids_limit(limit.0);
+    }
+    if let Some(root) = o.cgroup_root {
+        factory = factory.cgroup_root(root);
+    }
+    if args.no_namespaces || file.namespaces == Some(false) {
+        factory = factory.namespaces(false);
     }
 
     let mut proxy = ProxyConfig::default();

@@ -35,6 +35,10 @@ fn bad_flags_exit_2_naming_the_flag() {
         (vec!["serve"], "no worker command"),
         (vec!["serve", "--", "/no/such/program"], "/no/such/program"),
         (vec!["serve", "--demo", "--", "python3"], "--demo"),
+        (vec!["serve", "--demo", "--sandbox", "sometimes"], "--sandbox"),
+        (vec!["serve", "--demo", "--memory-limit", "12 parsecs"], "--memory-limit"),
+        (vec!["serve", "--demo", "--pids-limit", "few"], "--pids-limit"),
+        (vec!["serve", "--demo", "--cpu-limit", "0"], "cpu"),
     ] {
         let (code, stderr) = run_herd(&args);
         assert_eq!(code, 2, "{args:?} should exit 2; stderr: {stderr}");
@@ -55,6 +59,8 @@ fn bad_config_files_exit_2_naming_the_key() {
         ("relation", "min = 3\nmax = 2\n", "min (3) must not exceed max (2)"),
         ("source", "session_sources = [\"header:X-Session-ID\", \"smoke:signal\"]\n", "session_sources"),
         ("syntax", "min = \n", "line 2"),
+        ("sandbox", "sandbox = \"sometimes\"\n", "sandbox"),
+        ("memory", "memory_limit = \"12 parsecs\"\n", "memory_limit"),
     ];
     for (name, text, named) in cases {
         let path = config_file(name, &format!("demo = true\n{text}"));
@@ -83,6 +89,30 @@ fn a_config_file_sets_options_and_flags_override_it() {
     assert_eq!(stats["max"], 5, "the flag wins");
     let resp = request(gw.addr, "GET", "/?who=configured", &[], b"");
     assert_eq!(resp.status, 200, "the session comes from the query, as configured: {}", resp.text());
+}
+
+#[test]
+fn sandbox_flags_reach_the_workers() {
+    let gw = Gateway::demo(&[
+        "--min",
+        "0",
+        "--sandbox",
+        "required",
+        "--memory-limit",
+        "64MiB",
+        "--pids-limit",
+        "50",
+    ]);
+    let first = gw.get("greedy", "/").json()["pid"].as_u64().unwrap();
+    // Past its memory limit the worker is killed: its request gets 502,
+    // its session a new worker.
+    let resp = gw.get("greedy", "/alloc?mb=200");
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    wait_until("the kill is noticed", Duration::from_secs(10), || {
+        gw.stats()["counters"]["sessions_ended"]["crashed"] == 1
+    });
+    let next = gw.get("greedy", "/").json()["pid"].as_u64().unwrap();
+    assert_ne!(next, first);
 }
 
 #[test]
