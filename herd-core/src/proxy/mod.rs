@@ -202,6 +202,7 @@ impl Proxy {
                 gateway.clone(),
                 io.clone(),
                 &tracker,
+                config.header_read_timeout,
             )?;
         }
         let _inside = handle.enter();
