@@ -190,20 +190,16 @@ impl Proxy {
             .collect();
         let control = Arc::new(Control { stage, tracker: tracker.clone(), io: io.clone() });
         let proxy = Proxy { local_addr, admin_addr, control, handle: handle.clone() };
-        for (index, ((runtime, listener), io)) in
-            runtimes.into_iter().filter_map(|mut r| r.0.take()).zip(listeners).zip(io.iter()).enumerate()
-        {
+        let serving = server::Serving {
+            http: http.clone(),
+            gateway,
+            all: tracker.clone(),
+            header_read_timeout: config.header_read_timeout,
+        };
+        let started = runtimes.into_iter().filter_map(|mut r| r.0.take()).zip(listeners).zip(io.iter());
+        for (index, ((runtime, listener), io)) in started.enumerate() {
             // On failure, dropping `proxy` stops the threads already started.
-            server::spawn_io_thread(
-                index,
-                runtime,
-                listener,
-                http.clone(),
-                gateway.clone(),
-                io.clone(),
-                &tracker,
-                config.header_read_timeout,
-            )?;
+            server::spawn_io_thread(index, runtime, listener, io.clone(), &serving)?;
         }
         let _inside = handle.enter();
         if let Some(listener) = admin_listener {

@@ -147,20 +147,27 @@ pub(crate) struct IoThread {
     pub tracker: Arc<Tracker>,
 }
 
-/// Starts one I/O thread serving `listener` (bound on `runtime`) until the
-/// proxy stops. `all` counts the thread until its runtime is gone.
+/// What every I/O thread shares.
+pub(crate) struct Serving {
+    pub http: Arc<http1::Builder>,
+    pub gateway: Arc<Gateway>,
+    /// Counts each thread until its runtime is gone.
+    pub all: Arc<Tracker>,
+    pub header_read_timeout: Duration,
+}
+
+/// Starts I/O thread number `index`, serving `listener` (bound on
+/// `runtime`) until the proxy stops.
 pub(crate) fn spawn_io_thread(
     index: usize,
     runtime: tokio::runtime::Runtime,
     listener: TcpListener,
-    http: Arc<http1::Builder>,
-    gateway: Arc<Gateway>,
     io: Arc<IoThread>,
-    all: &Arc<Tracker>,
-    header_read_timeout: Duration,
+    serving: &Serving,
 ) -> Result<(), Error> {
-    let guard = all.guard();
-    let timer_anchor = (header_read_timeout / 2).min(Duration::from_secs(1));
+    let guard = serving.all.guard();
+    let timer_anchor = (serving.header_read_timeout / 2).min(Duration::from_secs(1));
+    let (http, gateway) = (serving.http.clone(), serving.gateway.clone());
     let stop = gateway.stop.clone();
     std::thread::Builder::new()
         .name(format!("herd-proxy-{index}"))
