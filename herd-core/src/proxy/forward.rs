@@ -46,13 +46,8 @@ impl Gateway {
     ) -> Result<Response<ProxyBody>, Infallible> {
         let started = Instant::now();
         let resp = self.route(req, &client, &io).await;
-        self.metrics.response(resp.status().as_u16(), started.elapsed());
+        io.metrics.response(resp.status().as_u16(), started.elapsed());
         Ok(resp)
-    }
-
-    fn reject(&self, why: Rejected, resp: Response<ProxyBody>) -> Response<ProxyBody> {
-        self.metrics.rejected(why);
-        resp
     }
 
     async fn route(&self, req: Request<Incoming>, client: &ClientInfo, io: &IoThread) -> Response<ProxyBody> {
@@ -61,13 +56,15 @@ impl Gateway {
             let found = match self.sources.find(&parts) {
                 Ok(found) => found,
                 Err(Rejection::Missing(message)) => {
-                    return self.reject(
+                    return reject(
+                        io,
                         Rejected::MissingSessionId,
                         responses::text(StatusCode::BAD_REQUEST, message),
                     );
                 }
                 Err(Rejection::Invalid(message)) => {
-                    return self.reject(
+                    return reject(
+                        io,
                         Rejected::InvalidSessionId,
                         responses::text(StatusCode::BAD_REQUEST, message),
                     );
@@ -78,13 +75,13 @@ impl Gateway {
                 Err(error) => {
                     tracing::debug!(session = %found.id, "no worker for request: {error:#}");
                     let (resp, why) = responses::acquire_failed(&error, self.retry_after_secs);
-                    return self.reject(why, resp);
+                    return reject(io, why, resp);
                 }
             }
         };
         let Some(address) = lease.address() else {
             tracing::warn!(worker = %lease.worker_id(), "the session's worker has no network address");
-            return self.reject(Rejected::WorkerUnreachable, responses::worker_unreachable());
+            return reject(io, Rejected::WorkerUnreachable, responses::worker_unreachable());
         };
         let upstream = io.upstreams.get(lease.worker_id(), address);
 
@@ -109,7 +106,7 @@ impl Gateway {
                 Ok(exchanged) => exchanged,
                 Err(message) => {
                     tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
-                    return self.reject(Rejected::WorkerUnreachable, responses::worker_unreachable());
+                    return reject(io, Rejected::WorkerUnreachable, responses::worker_unreachable());
                 }
             };
 
@@ -157,6 +154,12 @@ impl Gateway {
             drop(conn);
         });
     }
+}
+
+/// Counts a request herd answered itself.
+fn reject(io: &IoThread, why: Rejected, resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    io.metrics.rejected(why);
+    resp
 }
 
 /// Sends `req` to the worker on a pooled connection; a request the

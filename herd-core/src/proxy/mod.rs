@@ -161,7 +161,7 @@ impl Proxy {
             None => None,
         };
 
-        let metrics = Arc::new(metrics::Metrics::new());
+        let metrics = Arc::new(metrics::Metrics::new(threads));
         let (stage, stop) = StopSignal::new();
         let tracker = Arc::new(Tracker::default());
         let gateway = Arc::new(Gateway {
@@ -181,10 +181,11 @@ impl Proxy {
             max_idle: config.upstream_max_idle,
         };
         let io: Vec<Arc<IoThread>> = (0..threads)
-            .map(|_| {
+            .map(|index| {
                 Arc::new(IoThread {
                     upstreams: Upstreams::new(settings.clone(), metrics.clone()),
                     tracker: Arc::new(Tracker::default()),
+                    metrics: metrics.thread(index),
                 })
             })
             .collect();

@@ -40,7 +40,7 @@ use tokio::sync::{Notify, watch};
 use super::body::ProxyBody;
 use super::forward::Gateway;
 use super::headers::ClientInfo;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, ThreadMetrics};
 use super::upstream::Upstreams;
 use crate::error::Error;
 
@@ -145,6 +145,7 @@ pub(crate) fn bind(addr: SocketAddr, what: &str, sharing: Sharing) -> Result<Tcp
 pub(crate) struct IoThread {
     pub upstreams: Upstreams,
     pub tracker: Arc<Tracker>,
+    pub metrics: Arc<ThreadMetrics>,
 }
 
 /// What every I/O thread shares.
