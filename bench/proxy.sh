@@ -84,46 +84,48 @@ nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
 for _ in $(seq 1 100); do curl -sf -H "X-Session-ID: $SESSION" "http://127.0.0.1:$nginx_port/" >/dev/null && break; sleep 0.05; done
 
-# CPU time (user + system, in clock ticks) used so far by the processes
-# whose PIDs are given.
+# CPU time used so far by the processes whose PIDs are given, in clock
+# ticks: "user system".
 cpu_ticks() {
-    local total=0 pid
+    local user=0 sys=0 pid u s
     for pid in "$@"; do
         [ -r "/proc/$pid/stat" ] || continue
-        total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat")))
+        read -r u s < <(awk '{sub(/^.*\) /, ""); print $12, $13}' "/proc/$pid/stat")
+        user=$((user + u)); sys=$((sys + s))
     done
-    echo "$total"
+    echo "$user $sys"
 }
 
 run() { # name url connections proxy-pids...
     local name="$1" url="$2" conns="$3" out threads=$(( $3 > 1 ? 2 : 1 ))
     shift 3
     wrk -t"$threads" -c"$conns" -d2s -H "X-Session-ID: $SESSION" "$url/" >/dev/null # warm-up
-    local before after
-    before="$(cpu_ticks "$@")"
+    local u0 s0 u1 s1
+    read -r u0 s0 < <(cpu_ticks "$@")
     out="$(wrk -t"$threads" -c"$conns" -d"$DURATION" --latency -H "X-Session-ID: $SESSION" "$url/")"
-    after="$(cpu_ticks "$@")"
-    local rps p50 p99 total cpu errors
+    read -r u1 s1 < <(cpu_ticks "$@")
+    local rps p50 p99 total cpu="-" errors
     rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
     p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
     total="$(awk '/requests in/ {print $1}' <<<"$out")"
-    # Proxy CPU per request, in microseconds: steadier than requests/s on
-    # a machine shared with other work.
-    cpu="-"
+    # The proxy's CPU per request, user + system, in microseconds: steadier
+    # than requests/s on a machine shared with other work.
     if [ $# -gt 0 ] && [ "$total" -gt 0 ]; then
-        cpu="$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$total" 'BEGIN {printf "%.1fus", t / hz * 1e6 / n}')"
+        cpu="$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" -v n="$total" \
+            'BEGIN {printf "%.1f+%.1fus", u / hz * 1e6 / n, s / hz * 1e6 / n}')"
     fi
     errors="$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd';' || true)"
-    printf '%-14s %5s %12s %10s %10s %12s  %s\n' "$name" "$conns" "$rps" "$p50" "$p99" "$cpu" "$errors"
+    printf '%-14s %5s %12s %10s %10s %16s  %s\n' "$name" "$conns" "$rps" "$p50" "$p99" "$cpu" "$errors"
 }
 
 echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'), $(uname -r)"
 echo "wrk $DURATION per run, GET / (demo worker JSON), X-Session-ID: $SESSION"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews requests/s; proxy CPU/request less so)"
+echo "proxy CPU/req is user+system time of the proxy's processes per request"
 herd_pid="${pids[0]}"
 nginx_pids() { local master; master="$(cat "$work/nginx/nginx.pid")"; echo "$master $(pgrep -P "$master" | paste -sd' ')"; }
-printf '%-14s %5s %12s %10s %10s %12s\n' target conns "requests/s" p50 p99 "proxy CPU/req"
+printf '%-14s %5s %12s %10s %10s %16s\n' target conns "requests/s" p50 p99 "proxy CPU/req"
 for conns in 1 64; do
     run "worker direct" "http://$worker" "$conns"
     run "herd" "$herd_url" "$conns" "$herd_pid"
