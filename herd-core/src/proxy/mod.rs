@@ -1,17 +1,17 @@
 //! The reverse proxy: an HTTP/1.1 gateway that sends each request to its
 //! session's worker.
 //!
-//! * [`config`]: [`ProxyConfig`] and [`SessionSource`].
-//! * [`session_id`]: finding the session ID in a request.
-//! * [`forward`]: the request path (lease, forward, stream back).
-//! * [`headers`]: hop-by-hop stripping and `X-Forwarded-*`.
-//! * [`upstream`]: keep-alive connection pools, one per worker.
-//! * [`body`]: response bodies that hold their lease until sent.
-//! * [`tunnel`] and [`frames`]: upgraded connections (WebSocket) and the
+//! * `config`: [`ProxyConfig`] and [`SessionSource`].
+//! * `session_id`: finding the session ID in a request.
+//! * `forward`: the request path (lease, forward, stream back).
+//! * `headers`: hop-by-hop stripping and `X-Forwarded-*`.
+//! * `upstream`: keep-alive connection pools, one per worker.
+//! * `body`: response bodies that hold their lease until sent.
+//! * `tunnel` and `frames`: upgraded connections (WebSocket) and the
 //!   close frame herd sends when a session ends.
-//! * [`responses`]: what herd answers when no worker can.
-//! * [`admin`] and [`metrics`]: `/stats`, `/metrics`, `DELETE /sessions/{id}`.
-//! * [`server`]: listeners, connections, graceful stop.
+//! * `responses`: what herd answers when no worker can.
+//! * `admin` and `metrics`: `/stats`, `/metrics`, `DELETE /sessions/{id}`.
+//! * `server`: listeners, connections, graceful stop.
 //!
 //! Every request is a lease: acquired before forwarding, released when
 //! the response body has been sent or the client went away. An upgraded
