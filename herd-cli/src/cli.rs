@@ -36,7 +36,10 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Every option can also be set in the --config TOML file, under the option's name with '_' for '-' \
-                  (flags win). Durations read like 500ms, 30s, 10m, 1h30m."
+                  (flags win). Durations read like 500ms, 30s, 10m, 1h30m. The other keys: \
+                  command = [\"PROGRAM\", \"ARG\"], demo = true, reuse = true|false, inherit_env = false \
+                  (--clear-env), namespaces = false (--no-namespaces), preserve_host = true, [env] KEY = \"value\", \
+                  session_sources = [\"header:X-Session-ID\", \"cookie:NAME\", \"query:NAME\", \"path:/s/\"]."
 )]
 pub(crate) struct ServeArgs {
     /// A TOML file with any of the options below.
