@@ -211,3 +211,24 @@ fn admin_routes_report_stats_and_metrics_and_end_sessions() {
     assert_eq!(request(gw.admin, "GET", "/sessions/x", &[], b"").status, 405);
     assert_eq!(request(gw.admin, "GET", "/nope", &[], b"").status, 404);
 }
+
+#[test]
+fn many_new_sessions_at_once_each_get_their_own_worker() {
+    let gw = Gateway::demo(&["--min", "0", "--max", "40"]);
+    let addr = gw.addr;
+    let clients: Vec<_> = (0..40)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let session = format!("crowd-{i}");
+                request(addr, "GET", "/", &[("X-Session-ID", &session)], b"")
+            })
+        })
+        .collect();
+    let mut pids = std::collections::HashSet::new();
+    for client in clients {
+        let resp = client.join().unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        pids.insert(resp.json()["pid"].as_u64().unwrap());
+    }
+    assert_eq!(pids.len(), 40, "40 sessions, 40 worker processes");
+}
