@@ -67,6 +67,12 @@ impl StopSignal {
         let _ = self.0.wait_for(|s| *s >= Stage::Draining).await;
     }
 
+    /// Whether the stage moved since this receiver was made (or the proxy
+    /// is gone). A cheap check: one atomic load.
+    pub(crate) fn changed(&self) -> bool {
+        self.0.has_changed().unwrap_or(true)
+    }
+
     /// Resolves once the grace period is over.
     pub(crate) async fn closed(&mut self) {
         let _ = self.0.wait_for(|s| *s >= Stage::Closed).await;
@@ -293,10 +299,30 @@ async fn serve_connection<S, F>(
         .serve_connection(TokioIo::new(stream), service_fn(move |req| service(req, client.clone())))
         .with_upgrades();
     tokio::pin!(connection);
-    tokio::select! {
-        biased;
-        _ = connection.as_mut() => return,
-        _ = stop.stopping() => {}
+    // Not a `select!`: that would poll the stop signal on every wake-up of
+    // the connection, i.e. several times per request. The stop future
+    // registers this task's waker on its first poll and stays registered;
+    // after that it only needs polling once the stage has changed.
+    let probe = stop.clone();
+    let mut waiting = stop.clone();
+    let stopping = waiting.stopping();
+    tokio::pin!(stopping);
+    let mut registered = false;
+    let finished = std::future::poll_fn(|cx| {
+        if connection.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(true);
+        }
+        if !registered || probe.changed() {
+            registered = true;
+            if stopping.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(false);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+    if finished {
+        return;
     }
     connection.as_mut().graceful_shutdown();
     tokio::select! {
