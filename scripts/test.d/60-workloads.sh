@@ -1,10 +1,21 @@
-# End to end with real stateful programs: redis-server per session, a
-# Python REPL per session (and, with the gateway, browsers).
+# End to end with real stateful programs: a redis-server per session, a
+# Python REPL per session, and a Chromium per session behind the gateway
+# with Python and Node Playwright clients.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 cd "$HERD_ROOT"
-apt_install redis-server python3
-# The Debian package starts a system redis on 6379; herd's workers use their
-# own ports, so it does not matter, but do not leave it running for nothing.
+apt_install redis-server python3 chromium
+# Debian's package may start a system redis on 6379; herd's workers use
+# their own ports. Don't leave it running for nothing.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+pkill -x redis-server 2>/dev/null || true
+
+section "redis and REPL workers (Rust, through the acquire API)"
 cargo test -p herd-workload-tests
+
+section "browsers (Python and Node Playwright clients through the gateway)"
+cargo build -p herd-cli -p herd-examples --bin herd --bin playwright_gateway
+(cd examples/playwright && npm ci --no-audit --no-fund --loglevel=error)
+python3 -m pip install --quiet --disable-pip-version-check playwright==1.65.1 pytest
+python3 -m pytest -q tests/workloads/browser
+node --test tests/workloads/browser/
