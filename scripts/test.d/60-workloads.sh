@@ -5,10 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 cd "$HERD_ROOT"
 apt_install redis-server python3 chromium
-# Debian's package may start a system redis on 6379; herd's workers use
-# their own ports. Don't leave it running for nothing.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
-pkill -x redis-server 2>/dev/null || true
+# (Debian's package may also start a system redis on 6379; herd's workers
+# use ports of their own, so it does not matter.)
 
 section "redis and REPL workers (Rust, through the acquire API)"
 cargo test -p herd-workload-tests
