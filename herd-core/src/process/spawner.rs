@@ -100,7 +100,22 @@ fn spawner_main(jobs: mpsc::Receiver<Job>) {
     let kill_tree = kill_tree_signal();
     while let Ok((plan, reply)) = jobs.recv() {
         let result = spawn_now(&plan, parent_pid, parent_pidfd, kill_tree);
-        let _ = reply.send(result);
+        if let Err(Ok(orphan)) = reply.send(result) {
+            // The caller gave up (its pool shut down, its start was aborted)
+            // while this shim was being started: nobody else will ever see
+            // it. Kill its tree and reap it, or it stays a zombie.
+            // SAFETY: pidfd_send_signal on an fd we own; errors (ESRCH) ignored.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    orphan.pidfd.as_raw_fd(),
+                    kill_tree,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                );
+            }
+            super::handle::reap_in_background(orphan.pidfd);
+        }
     }
 }
 
