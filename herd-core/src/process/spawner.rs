@@ -63,10 +63,45 @@ pub(crate) fn kill_tree_signal() -> i32 {
 }
 
 /// Starts a shim (and through it the worker) from the spawner thread.
+///
+/// # Race window
+/// The caller may drop this future at any point (its pool shut down). A
+/// shim started for it must still be killed and reaped: if the reply
+/// arrived, [`PendingReply`] abandons it when dropped; if not, the reply
+/// channel is closed first, so the spawner's send fails and the spawner
+/// abandons it.
 pub(crate) async fn spawn(plan: SpawnPlan) -> io::Result<Spawned> {
     let (tx, rx) = oneshot::channel();
     submit((plan, tx))?;
-    rx.await.map_err(|_| io::Error::other("the herd spawner thread stopped"))?
+    let mut pending = PendingReply(rx);
+    (&mut pending.0).await.map_err(|_| io::Error::other("the herd spawner thread stopped"))?
+}
+
+/// The receiving end of a spawn request; see [`spawn`].
+struct PendingReply(oneshot::Receiver<io::Result<Spawned>>);
+
+impl Drop for PendingReply {
+    fn drop(&mut self) {
+        self.0.close();
+        if let Ok(Ok(spawned)) = self.0.try_recv() {
+            abandon(spawned);
+        }
+    }
+}
+
+/// Kills and reaps a shim nobody will watch.
+fn abandon(orphan: Spawned) {
+    // SAFETY: pidfd_send_signal on an fd we own; errors (ESRCH) ignored.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            orphan.pidfd.as_raw_fd(),
+            kill_tree_signal(),
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+    }
+    super::handle::reap_in_background(orphan.pidfd);
 }
 
 fn submit(job: Job) -> io::Result<()> {
@@ -101,20 +136,8 @@ fn spawner_main(jobs: mpsc::Receiver<Job>) {
     while let Ok((plan, reply)) = jobs.recv() {
         let result = spawn_now(&plan, parent_pid, parent_pidfd, kill_tree);
         if let Err(Ok(orphan)) = reply.send(result) {
-            // The caller gave up (its pool shut down, its start was aborted)
-            // while this shim was being started: nobody else will ever see
-            // it. Kill its tree and reap it, or it stays a zombie.
-            // SAFETY: pidfd_send_signal on an fd we own; errors (ESRCH) ignored.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    orphan.pidfd.as_raw_fd(),
-                    kill_tree,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                );
-            }
-            super::handle::reap_in_background(orphan.pidfd);
+            // The caller gave up while this shim was being started.
+            abandon(orphan);
         }
     }
 }
