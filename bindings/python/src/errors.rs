@@ -91,3 +91,40 @@ impl<T> IntoPyResult<T> for Result<T, Error> {
 pub(crate) fn invalid_config(py: Python<'_>, message: impl Into<String>) -> PyErr {
     to_py(py, &Error::new(ErrorKind::InvalidConfig, message))
 }
+
+/// Builds the exception herd would raise for an error of `kind` (the
+/// `ErrorKind::as_str` name) with `message`; with `errno`, the error has
+/// an I/O cause chain (`IoError` ← `OSError`). For the tests of this
+/// mapping: most kinds and every cause chain cannot be provoked on demand.
+#[pyfunction]
+#[pyo3(signature = (kind, message, errno = None))]
+pub(crate) fn _error_for_test(
+    py: Python<'_>,
+    kind: &str,
+    message: &str,
+    errno: Option<i32>,
+) -> PyResult<Py<PyAny>> {
+    let kinds = [
+        ErrorKind::InvalidSessionId,
+        ErrorKind::InvalidConfig,
+        ErrorKind::AcquireTimeout,
+        ErrorKind::PoolExhausted,
+        ErrorKind::PoolClosed,
+        ErrorKind::SpawnFailed,
+        ErrorKind::Sandbox,
+        ErrorKind::Forked,
+        ErrorKind::WorkerUnavailable,
+        ErrorKind::Io,
+        ErrorKind::Internal,
+    ];
+    let Some(kind) = kinds.into_iter().find(|k| k.as_str() == kind) else {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown error kind {kind:?}")));
+    };
+    let mut error = Error::new(kind, message);
+    if let Some(errno) = errno {
+        let io =
+            Error::new(ErrorKind::Io, "while starting").with_source(std::io::Error::from_raw_os_error(errno));
+        error = error.with_source(io);
+    }
+    Ok(to_py(py, &error).into_value(py).into_any())
+}

@@ -70,6 +70,7 @@ fn _herd(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(demo_worker_main, m)?)?;
     m.add_function(wrap_pyfunction!(_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(_refresh_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::_error_for_test, m)?)?;
     logs::refresh_level(m.py());
     Ok(())
 }

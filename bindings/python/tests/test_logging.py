@@ -1,0 +1,38 @@
+"""herd's logs reach Python's logging module."""
+
+from __future__ import annotations
+
+import logging
+
+import herd
+from herd import _herd
+from conftest import wait_until
+
+
+def test_worker_output_is_logged_on_herd_worker(make_pool, caplog):
+    assert _herd._LOGS_FORWARDED
+    with caplog.at_level(logging.INFO, logger="herd"):
+        pool = make_pool()  # creating a pool refreshes the level
+        with pool.acquire("s") as lease:
+            pid = lease.pid
+
+        def line():
+            return [r for r in caplog.records if r.name == "herd.worker" and f"pid {pid}" in r.getMessage()]
+
+        record = wait_until(line, what="the worker's start-up line")[0]
+    assert record.levelno == logging.INFO
+    assert "listening on" in record.getMessage() and "stream=stderr" in record.getMessage()
+
+
+def test_records_below_the_herd_logger_level_are_not_forwarded(make_pool, caplog):
+    with caplog.at_level(logging.WARNING, logger="herd"):
+        _herd._refresh_log_level()
+        pool = make_pool(on_session_end=lambda end: None)
+        with pool.acquire("quiet"):
+            pass
+        # A warning still gets through: the callback error below.
+        pool2 = make_pool(on_session_end=lambda end: 1 / 0)
+        pool2.acquire("x").release()
+        pool2.end_session("x")
+        wait_until(lambda: any(r.exc_info for r in caplog.records), what="the callback error")
+    assert not [r for r in caplog.records if r.levelno < logging.WARNING]
