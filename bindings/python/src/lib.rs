@@ -22,6 +22,7 @@ mod errors;
 mod lease;
 mod logs;
 mod pool;
+mod session_id;
 mod stats;
 
 use pyo3::prelude::*;

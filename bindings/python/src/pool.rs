@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::PyString;
 
 use crate::callbacks;
 use crate::config::{FactoryOptions, PoolOptions, opt_seconds, seconds};
@@ -180,12 +180,12 @@ impl Pool {
         timeout: Option<f64>,
     ) -> PyResult<Lease> {
         let core = self.core();
-        let id = session_id.to_cow()?;
-        if let Some(lease) = core.try_acquire(&id).py_result(py)? {
+        let id = crate::session_id::as_str(session_id)?;
+        if let Some(lease) = core.try_acquire(id).py_result(py)? {
             return Ok(Lease::new(lease, session_id.clone().unbind()));
         }
         let timeout = opt_seconds(py, "timeout", timeout)?;
-        let mut pending = core.begin_acquire(&id, timeout).py_result(py)?;
+        let mut pending = core.begin_acquire(id, timeout).py_result(py)?;
         loop {
             // `PendingAcquire` is not `Sync`: move it into the closure and back.
             let (back, result) = py.detach(move || {
@@ -206,8 +206,8 @@ impl Pool {
     /// or an idle worker is ready for it. Otherwise returns ``None`` (a
     /// worker may be started for it in the background).
     fn try_acquire(&self, py: Python<'_>, session_id: &Bound<'_, PyString>) -> PyResult<Option<Lease>> {
-        let id = session_id.to_cow()?;
-        Ok(self.core().try_acquire(&id).py_result(py)?.map(|l| Lease::new(l, session_id.clone().unbind())))
+        let id = crate::session_id::as_str(session_id)?;
+        Ok(self.core().try_acquire(id).py_result(py)?.map(|l| Lease::new(l, session_id.clone().unbind())))
     }
 
     /// Starts an acquire on the pool's runtime; calls ``deliver(lease,
@@ -231,8 +231,8 @@ impl Pool {
     /// released; without, the worker is stopped. Returns whether the
     /// session was bound.
     fn end_session(&self, py: Python<'_>, session_id: &Bound<'_, PyString>) -> PyResult<bool> {
-        let id = session_id.to_cow()?;
-        self.core().end_session(&id).py_result(py)
+        let id = crate::session_id::as_str(session_id)?;
+        self.core().end_session(id).py_result(py)
     }
 
     /// A snapshot of the pool (``herd.Stats``). Never waits for I/O.
@@ -279,8 +279,13 @@ impl Pool {
         slf
     }
 
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _traceback: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
         self.shutdown(py, None)?;
         Ok(false)
     }

