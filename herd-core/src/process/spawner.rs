@@ -47,7 +47,7 @@ pub(crate) struct Spawned {
     pub stderr: OwnedFd,
 }
 
-type Job = (SpawnPlan, oneshot::Sender<io::Result<Spawned>>);
+type Job = (PlanRef, oneshot::Sender<io::Result<Spawned>>);
 
 struct Spawner {
     pid: u32,
@@ -63,6 +63,7 @@ pub(crate) fn kill_tree_signal() -> i32 {
 }
 
 /// Starts a shim (and through it the worker) from the spawner thread.
+/// The plan is borrowed so a caller can retry it (without namespaces).
 ///
 /// # Race window
 /// The caller may drop this future at any point (its pool shut down). A
@@ -70,14 +71,20 @@ pub(crate) fn kill_tree_signal() -> i32 {
 /// arrived, [`PendingReply`] abandons it when dropped; if not, the reply
 /// channel is closed first, so the spawner's send fails and the spawner
 /// abandons it.
-pub(crate) async fn spawn(plan: SpawnPlan) -> io::Result<Spawned> {
+pub(crate) async fn spawn_with(plan: &SpawnPlan) -> io::Result<Spawned> {
     let (tx, rx) = oneshot::channel();
-    submit((plan, tx))?;
+    // SAFETY of the lifetime: the job holds a pointer to `plan`; this
+    // future does not return (and so the borrow does not end) until the
+    // spawner has replied, and the spawner drops the job before replying.
+    submit((PlanRef(plan as *const SpawnPlan), tx))?;
     let mut pending = PendingReply(rx);
-    (&mut pending.0).await.map_err(|_| io::Error::other("the herd spawner thread stopped"))?
+    match (&mut pending.0).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::other("the herd spawner thread stopped")),
+    }
 }
 
-/// The receiving end of a spawn request; see [`spawn`].
+/// The receiving end of a spawn request; see [`spawn_with`].
 struct PendingReply(oneshot::Receiver<io::Result<Spawned>>);
 
 impl Drop for PendingReply {
@@ -103,6 +110,13 @@ fn abandon(orphan: Spawned) {
     }
     super::handle::reap_in_background(orphan.pidfd);
 }
+
+/// A borrowed plan sent to the spawner thread (see `spawn_with`).
+struct PlanRef(*const SpawnPlan);
+
+// SAFETY: the plan is only read, by one thread at a time, while the
+// borrowing future waits for the reply.
+unsafe impl Send for PlanRef {}
 
 fn submit(job: Job) -> io::Result<()> {
     let mut guard = SPAWNER.lock();
@@ -134,7 +148,9 @@ fn spawner_main(jobs: mpsc::Receiver<Job>) {
     }
     let kill_tree = kill_tree_signal();
     while let Ok((plan, reply)) = jobs.recv() {
-        let result = spawn_now(&plan, parent_pid, parent_pidfd, kill_tree);
+        // SAFETY: see `spawn_with`: the plan outlives this job.
+        let result = spawn_now(unsafe { &*plan.0 }, parent_pid, parent_pidfd, kill_tree);
+        let _ = plan; // the borrow ends before the reply releases the caller
         if let Err(Ok(orphan)) = reply.send(result) {
             // The caller gave up while this shim was being started.
             abandon(orphan);
