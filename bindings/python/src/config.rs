@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use herd_core::{PoolConfig, ProcessFactory};
+use herd_core::{PoolConfig, ProcessFactory, SandboxMode};
 use pyo3::prelude::*;
 
 use crate::errors::invalid_config;
@@ -35,6 +35,12 @@ pub(crate) struct FactoryOptions {
     pub start_timeout: f64,
     pub start_delay: f64,
     pub port_retries: u32,
+    pub sandbox: String,
+    pub memory_limit: Option<u64>,
+    pub cpu_limit: Option<f64>,
+    pub pids_limit: Option<u64>,
+    pub namespaces: bool,
+    pub cgroup_root: Option<PathBuf>,
 }
 
 impl FactoryOptions {
@@ -47,7 +53,19 @@ impl FactoryOptions {
             .inherit_env(self.inherit_env)
             .start_timeout(seconds(py, "start_timeout", self.start_timeout)?)
             .start_delay(seconds(py, "start_delay", self.start_delay)?)
-            .port_retries(self.port_retries);
+            .port_retries(self.port_retries)
+            .sandbox(self.sandbox.parse::<SandboxMode>().map_err(|e| crate::errors::to_py(py, &e))?)
+            .pids_limit(self.pids_limit)
+            .namespaces(self.namespaces);
+        if let Some(bytes) = self.memory_limit {
+            factory = factory.memory_limit(bytes);
+        }
+        if let Some(cores) = self.cpu_limit {
+            factory = factory.cpu_limit(cores);
+        }
+        if let Some(root) = self.cgroup_root {
+            factory = factory.cgroup_root(root);
+        }
         if let Some(env) = self.env {
             // Sorted, so that workers see the same order every time.
             let mut env: Vec<_> = env.into_iter().collect();

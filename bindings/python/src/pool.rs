@@ -77,6 +77,12 @@ impl Pool {
         stats_interval = 2.0,
         runtime_threads = 0,
         port_retries = 3,
+        sandbox = "best_effort".to_string(),
+        memory_limit = None,
+        cpu_limit = None,
+        pids_limit = Some(100),
+        namespaces = true,
+        cgroup_root = None,
         on_session_end = None,
         on_event = None,
     ))]
@@ -108,6 +114,12 @@ impl Pool {
         stats_interval: f64,
         runtime_threads: usize,
         port_retries: u32,
+        sandbox: String,
+        memory_limit: Option<u64>,
+        cpu_limit: Option<f64>,
+        pids_limit: Option<u64>,
+        namespaces: bool,
+        cgroup_root: Option<std::path::PathBuf>,
         on_session_end: Option<Py<PyAny>>,
         on_event: Option<Py<PyAny>>,
     ) -> PyResult<Pool> {
@@ -127,6 +139,12 @@ impl Pool {
             start_timeout,
             start_delay,
             port_retries,
+            sandbox,
+            memory_limit,
+            cpu_limit,
+            pids_limit,
+            namespaces,
+            cgroup_root,
         }
         .build(py)?;
         let config = PoolOptions {

@@ -56,6 +56,11 @@ def test_non_str_session_id_is_a_type_error(make_pool):
         ({"env": {"A=B": "x"}}, "bad environment variable name"),
         ({"cwd": "/nonexistent/dir"}, "working directory"),
         ({"on_session_end": 42}, "on_session_end must be callable"),
+        ({"sandbox": "sometimes"}, "not one of off, best_effort, required"),
+        ({"memory_limit": 1000}, "memory_limit"),
+        ({"cpu_limit": 0.0}, "cpu_limit"),
+        ({"pids_limit": 0}, "pids_limit"),
+        ({"cgroup_root": "relative/path"}, "absolute cgroup path"),
     ],
 )
 def test_invalid_config(kwargs, words):
@@ -86,6 +91,12 @@ def test_worker_that_dies_at_start_is_a_spawn_error(make_pool):
         pool.acquire("s", timeout=10)
     assert info.value.retryable
     assert pool.stats().counters.spawn_failures >= 1
+
+
+def test_required_sandbox_that_cannot_be_had_is_a_sandbox_error():
+    with pytest.raises(herd.SandboxError, match="sandbox is required") as info:
+        herd.Pool(herd.demo_command(), sandbox="required", cgroup_root="/no/such/parent/herd")
+    assert "/no/such/parent/herd" in str(info.value)
 
 
 def test_acquire_timeout(make_pool):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
+
+from conftest import free_port
 
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples" / "python"
@@ -41,12 +42,6 @@ def test_asyncio_example():
 def test_gateway_example_self_test():
     out = run("ollama_gateway.py", "--self-test")
     assert "self-test passed" in out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_gateway_example_serves_until_ctrl_c():

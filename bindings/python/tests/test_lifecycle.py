@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -165,12 +166,48 @@ def test_stats_report_process_usage_from_the_background_sample(make_pool):
         assert pool.stats().host.memory_total_bytes > 0
 
 
-def test_shutdown_kills_every_worker_and_its_children(make_pool):
-    pool = make_pool(max=2)
+def descendants(pid: int) -> list:
+    """Host PIDs of every descendant of ``pid``, from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.parametrize("namespaces", [True, False])
+def test_shutdown_kills_every_worker_and_its_children(make_pool, namespaces):
+    pool = make_pool(max=2, namespaces=namespaces)
     with pool.acquire("s") as lease:
-        children = [int(p) for p in __import__("json").loads(http_get(lease.url + "/children?n=2&ignore_term=1"))["pids"]]
+        before = set(descendants(lease.pid))
+        http_get(lease.url + "/children?n=2&ignore_term=1")
+        children = [p for p in descendants(lease.pid) if p not in before]
         pid = lease.pid
+    assert len(children) == 2
     assert all(pid_alive(p) for p in children + [pid])
     pool.shutdown(grace=0.2)
     assert pool.closed
     assert not any(pid_alive(p) for p in children + [pid])
+
+
+def test_a_fork_bomb_stays_inside_its_pids_limit(make_pool):
+    # Only with the sandbox required: without a pids cgroup a fork bomb
+    # would hit the whole host.
+    try:
+        pool = make_pool(sandbox="required", pids_limit=20)
+    except herd.SandboxError as e:
+        pytest.skip(f"this host cannot sandbox workers: {e}")
+    with pool.acquire("bomb") as lease:
+        made = int(json.loads(http_get(lease.url + "/forkbomb", timeout=30))["forked"])
+        assert http_get(lease.url + "/health") == b"ok"  # the worker survives
+    assert 0 < made < 20

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import herd
 from herd import _herd
 from conftest import wait_until
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import herd
 from herd import _herd
+from conftest import free_port
 
 STUB = pathlib.Path(herd.__file__).with_name("_herd.pyi")
 
@@ -63,12 +61,6 @@ def test_everything_public_has_a_docstring():
                     if not member.startswith("_") and not (getattr(value, "__doc__", "") or "").strip():
                         missing.append(f"{name}.{member}")
     assert not missing
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_python_m_herd_runs_the_demo_worker():

@@ -37,6 +37,12 @@ class Pool:
         stats_interval: float = 2.0,
         runtime_threads: int = 0,
         port_retries: int = 3,
+        sandbox: str = "best_effort",
+        memory_limit: Optional[int] = None,
+        cpu_limit: Optional[float] = None,
+        pids_limit: Optional[int] = 100,
+        namespaces: bool = True,
+        cgroup_root: Optional[Union[str, PathLike[str]]] = None,
         on_session_end: Optional[Callable[[SessionEnd], object]] = None,
         on_event: Optional[Callable[[Event], object]] = None,
     ) -> Pool: ...

@@ -77,6 +77,22 @@ class Pool(_herd.Pool):
             ``min(cores, 4)``, at least 2.
         port_retries: how often to retry a worker start with a new port when
             another process took the port meanwhile (default 3).
+        sandbox: ``"best_effort"`` (default: apply the limits and namespaces
+            the host allows, warn once about the rest), ``"required"`` (a
+            worker that cannot be sandboxed fails to start, with
+            ``SandboxError``) or ``"off"``. Whatever the mode, a worker's whole
+            process tree is killed when it stops.
+        memory_limit: memory per worker in bytes, swap excluded (cgroup);
+            default: none.
+        cpu_limit: CPU per worker in cores, fractional (``0.5``); default:
+            none.
+        pids_limit: processes and threads per worker (default 100; ``None``:
+            unlimited) — a fork bomb stays inside its worker.
+        namespaces: run each worker in new PID, mount (private ``/proc``) and
+            IPC namespaces (default ``True``; the network is shared). PIDs
+            herd reports are always as the host sees them.
+        cgroup_root: the cgroup path to nest herd's cgroups under (e.g.
+            ``"/herd"``); default: this process's own cgroup.
         on_session_end: called as ``on_session_end(end: SessionEnd)`` when a
             session ends, with the reason (a crash carries the exit code or
             signal). Runs on a herd thread; an exception it raises is logged
