@@ -86,6 +86,13 @@ impl Pool {
         on_session_end = None,
         on_event = None,
     ))]
+    #[pyo3(text_signature = "(command, *, min=1, max=10, min_idle=0, ttl=300.0, reuse=True, \
+        health_path='/health', env=None, inherit_env=True, cwd=None, start_timeout=30.0, start_delay=0.0, \
+        acquire_timeout=30.0, max_queue=1024, max_session_lifetime=None, recycle_after_sessions=None, \
+        max_worker_age=None, idle_worker_timeout=60.0, health_interval=5.0, health_timeout=2.0, \
+        health_failure_threshold=3, stop_grace=5.0, stats_interval=2.0, runtime_threads=0, port_retries=3, \
+        sandbox='best_effort', memory_limit=None, cpu_limit=None, pids_limit=100, namespaces=True, \
+        cgroup_root=None, on_session_end=None, on_event=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,

@@ -35,3 +35,44 @@ def test_records_below_the_herd_logger_level_are_not_forwarded(make_pool, caplog
         pool2.end_session("x")
         wait_until(lambda: any(r.exc_info for r in caplog.records), what="the callback error")
     assert not [r for r in caplog.records if r.levelno < logging.WARNING]
+
+
+def test_debug_logging_under_concurrent_use_never_deadlocks(make_pool):
+    """herd threads emit records while Python threads hold the GIL and call
+    the pool, and a logging handler itself calls the pool: every call
+    completes (a deadlock would trip the test timeout)."""
+    import threading
+
+    # Without reuse every ended session stops its worker and starts another:
+    # records come from runtime threads ("worker ready") and from worker
+    # output, while Python threads hold the GIL and call the pool.
+    pool = make_pool(max=4, reuse=False)
+    seen = []
+
+    class CallsThePool(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(pool.stats().sessions)
+
+    handler = CallsThePool(level=logging.DEBUG)
+    logger = logging.getLogger("herd")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    _herd._refresh_log_level()
+    try:
+        def churn(n: int) -> None:
+            for i in range(5):
+                with pool.acquire(f"t{n}-{i}", timeout=30):
+                    pool.stats()
+                pool.end_session(f"t{n}-{i}")
+
+        threads = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wait_until(lambda: len(seen) > 10, what="debug records")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        _herd._refresh_log_level()
