@@ -86,8 +86,10 @@ def test_cancelling_acquire_async_leaves_the_session_to_others(make_pool):
 
     async def main() -> None:
         task = asyncio.ensure_future(pool.acquire_async("waiting", timeout=30))
-        await asyncio.sleep(0.05)
-        assert pool.stats().waiting_acquires == 1
+        deadline = time.monotonic() + 10
+        while pool.stats().waiting_acquires != 1:
+            assert time.monotonic() < deadline, "the acquire never started waiting"
+            await asyncio.sleep(0.005)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -10,10 +10,17 @@ import time
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, time, herd
+    import sys, threading, time, herd
     with herd.Pool(herd.demo_command(), max=1, stop_grace=1.0) as pool:
         holder = pool.acquire("holder")
-        print("waiting", flush=True)
+
+        def announce():
+            # Tell the parent once the main thread waits inside acquire.
+            while pool.stats().waiting_acquires != 1:
+                time.sleep(0.005)
+            print("waiting", flush=True)
+
+        threading.Thread(target=announce, daemon=True).start()
         try:
             pool.acquire("blocked", timeout=60)
         except KeyboardInterrupt:
@@ -33,7 +40,6 @@ def test_ctrl_c_interrupts_a_blocking_acquire():
     child = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "waiting"
-        time.sleep(0.2)  # let it enter the wait (a missed signal would fail, not pass)
         started = time.monotonic()
         child.send_signal(signal.SIGINT)
         out, _ = child.communicate(timeout=20)
