@@ -18,8 +18,8 @@ if [ ! -x "$VENV/bin/pip" ]; then
 fi
 PY="$VENV/bin/python"
 
-section "python: test tools"
-"$PY" -m pip install -q --disable-pip-version-check pytest pytest-timeout
+section "python: test tools (pytest, an HTTP and a WebSocket client)"
+"$PY" -m pip install -q --disable-pip-version-check pytest pytest-timeout httpx websockets
 
 section "python: pip install ./bindings/python (maturin, release)"
 "$PY" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./bindings/python

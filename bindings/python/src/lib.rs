@@ -9,6 +9,7 @@
 //! | [`stats`] | `Stats` and its parts |
 //! | [`errors`] | herd errors → the exception classes of `herd/_errors.py` |
 //! | [`logs`] | `tracing` → Python `logging` |
+//! | [`proxy`] | `Pool.serve` → `Proxy`, the HTTP/WebSocket gateway |
 //! | [`bridge`] | the thread that runs Python code for herd's own threads |
 //!
 //! The Python half (`bindings/python/python/herd/`) adds the asyncio
@@ -22,6 +23,7 @@ mod errors;
 mod lease;
 mod logs;
 mod pool;
+mod proxy;
 mod session_id;
 mod stats;
 
@@ -34,6 +36,22 @@ use pyo3::prelude::*;
 #[pyfunction]
 fn demo_worker_main(py: Python<'_>, args: Vec<String>) -> i32 {
     py.detach(move || herd_core::demo::run(args))
+}
+
+/// Runs the ``herd`` command line — the same as the Rust ``herd`` binary —
+/// with ``args`` (without the program name); returns its exit code.
+/// ``self_command`` starts this program again (``herd serve --demo`` runs
+/// its workers as ``self_command + ["demo-worker", ...]``).
+#[pyfunction]
+fn cli_main(py: Python<'_>, args: Vec<String>, self_command: Vec<String>) -> i32 {
+    py.detach(move || herd_cli::run(args, self_command))
+}
+
+/// Whether herd's logs go to Python's ``logging`` (from the first ``Pool``
+/// on; ``False`` if another library installed a ``tracing`` subscriber).
+#[pyfunction]
+fn _logs_forwarded() -> bool {
+    logs::forwarding()
 }
 
 /// Called by ``atexit``: shuts down every pool still alive, then stops
@@ -53,13 +71,12 @@ fn _refresh_log_level(py: Python<'_>) {
 
 #[pymodule]
 fn _herd(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let installed = logs::install();
     m.add("__version__", herd_core::VERSION)?;
     m.add("MAX_SESSION_ID_LEN", herd_core::MAX_SESSION_ID_LEN)?;
-    m.add("_LOGS_FORWARDED", installed)?;
     m.add_class::<pool::Pool>()?;
     m.add_class::<lease::Lease>()?;
     m.add_class::<asyncio::AcquireTask>()?;
+    m.add_class::<proxy::Proxy>()?;
     m.add_class::<callbacks::SessionEnd>()?;
     m.add_class::<callbacks::Event>()?;
     m.add_class::<stats::Stats>()?;
@@ -69,6 +86,8 @@ fn _herd(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stats::WorkerStats>()?;
     m.add_class::<stats::HostStats>()?;
     m.add_function(wrap_pyfunction!(demo_worker_main, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(_logs_forwarded, m)?)?;
     m.add_function(wrap_pyfunction!(_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(_refresh_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_error_for_test, m)?)?;

@@ -55,12 +55,27 @@ fn logger_name(target: &str) -> String {
     format!("herd.{}", rest.replace("::", "."))
 }
 
-/// Installs the forwarding layer as the process's `tracing` subscriber.
-/// If another library installed one first, herd's events go there instead.
-pub(crate) fn install() -> bool {
-    use tracing_subscriber::layer::SubscriberExt;
-    let subscriber = tracing_subscriber::registry().with(PythonLogs);
-    tracing::subscriber::set_global_default(subscriber).is_ok()
+/// Installs the forwarding layer as the process's `tracing` subscriber,
+/// once, when the first pool is created — not at import, so that the
+/// `herd` command line (which never makes a `Pool` here) logs to stderr
+/// like the Rust binary. If another library installed a subscriber first,
+/// herd's events go there instead. Refreshes the cached level either way.
+pub(crate) fn install(py: Python<'_>) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(PythonLogs);
+        let installed = tracing::subscriber::set_global_default(subscriber).is_ok();
+        FORWARDING.store(installed, Ordering::Relaxed);
+    });
+    refresh_level(py);
+}
+
+static FORWARDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether herd's events go to Python `logging` (see [`install`]).
+pub(crate) fn forwarding() -> bool {
+    FORWARDING.load(Ordering::Relaxed)
 }
 
 /// Re-reads the effective level of the `herd` logger.

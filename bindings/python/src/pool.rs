@@ -174,7 +174,7 @@ impl Pool {
             runtime_threads,
         }
         .build(py)?;
-        crate::logs::refresh_level(py);
+        crate::logs::install(py);
         let builder = herd_core::Pool::builder(factory).config(config);
         let builder = callbacks::attach(builder, on_session_end, on_event);
         let core = Arc::new(py.detach(|| builder.build()).py_result(py)?);
@@ -249,6 +249,90 @@ impl Pool {
     ) -> PyResult<crate::asyncio::AcquireTask> {
         let timeout = opt_seconds(py, "timeout", timeout)?;
         crate::asyncio::start(py, self.core(), session_id, timeout, deliver)
+    }
+
+    /// Starts herd's HTTP/WebSocket gateway in front of this pool and
+    /// returns the running ``Proxy`` (it serves on herd's threads; this call
+    /// does not block).
+    ///
+    /// The session ID of a request is taken from the first of these that it
+    /// carries: the header ``session_header`` (default ``X-Session-ID``;
+    /// ``None`` to not use a header), the cookie ``session_cookie``, the
+    /// query parameter ``session_query``, or the first path segment after
+    /// ``session_path_prefix`` (with ``"/s/"``, ``/s/ID/rest`` is session
+    /// ``ID`` and reaches the worker as ``/rest``). A request without one
+    /// gets ``400``; no worker within ``acquire_timeout`` seconds (default:
+    /// the pool's) gets ``503`` with ``Retry-After``; an unreachable worker
+    /// ``502``. Bodies stream; WebSockets are proxied both ways.
+    ///
+    /// ``listen="127.0.0.1:0"`` picks a free port (see ``Proxy.port``).
+    /// ``admin_listen`` serves ``GET /stats``, ``GET /metrics`` and
+    /// ``DELETE /sessions/{id}``. The other arguments bound what clients and
+    /// workers may cost (seconds, bytes, counts).
+    #[pyo3(signature = (
+        listen = "127.0.0.1:8080".to_string(),
+        *,
+        session_header = Some("X-Session-ID".to_string()),
+        session_cookie = None,
+        session_query = None,
+        session_path_prefix = None,
+        acquire_timeout = None,
+        admin_listen = None,
+        preserve_host = false,
+        threads = 0,
+        max_header_bytes = 65536,
+        header_read_timeout = 30.0,
+        retry_after = 1.0,
+        upstream_connect_timeout = 5.0,
+        upstream_idle_timeout = 2.0,
+        upstream_max_idle = 128,
+        websocket_close_timeout = 2.0,
+    ))]
+    #[pyo3(text_signature = "(self, listen='127.0.0.1:8080', *, session_header='X-Session-ID', \
+        session_cookie=None, session_query=None, session_path_prefix=None, acquire_timeout=None, \
+        admin_listen=None, preserve_host=False, threads=0, max_header_bytes=65536, header_read_timeout=30.0, \
+        retry_after=1.0, upstream_connect_timeout=5.0, upstream_idle_timeout=2.0, upstream_max_idle=128, \
+        websocket_close_timeout=2.0)")]
+    #[allow(clippy::too_many_arguments)]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        listen: String,
+        session_header: Option<String>,
+        session_cookie: Option<String>,
+        session_query: Option<String>,
+        session_path_prefix: Option<String>,
+        acquire_timeout: Option<f64>,
+        admin_listen: Option<String>,
+        preserve_host: bool,
+        threads: usize,
+        max_header_bytes: usize,
+        header_read_timeout: f64,
+        retry_after: f64,
+        upstream_connect_timeout: f64,
+        upstream_idle_timeout: f64,
+        upstream_max_idle: usize,
+        websocket_close_timeout: f64,
+    ) -> PyResult<crate::proxy::Proxy> {
+        let options = crate::proxy::ServeOptions {
+            listen,
+            session_header,
+            session_cookie,
+            session_query,
+            session_path_prefix,
+            acquire_timeout,
+            admin_listen,
+            preserve_host,
+            threads,
+            max_header_bytes,
+            header_read_timeout,
+            retry_after,
+            upstream_connect_timeout,
+            upstream_idle_timeout,
+            upstream_max_idle,
+            websocket_close_timeout,
+        };
+        crate::proxy::start(py, self.core(), options)
     }
 
     /// Ends ``session_id`` now (reason ``"ended"``). With ``reuse`` its

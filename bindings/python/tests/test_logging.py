@@ -9,9 +9,9 @@ from conftest import wait_until
 
 
 def test_worker_output_is_logged_on_herd_worker(make_pool, caplog):
-    assert _herd._LOGS_FORWARDED
     with caplog.at_level(logging.INFO, logger="herd"):
-        pool = make_pool()  # creating a pool refreshes the level
+        pool = make_pool()  # creating a pool installs forwarding, refreshes the level
+        assert _herd._logs_forwarded()
         with pool.acquire("s") as lease:
             pid = lease.pid
 

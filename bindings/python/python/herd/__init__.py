@@ -18,6 +18,10 @@ Quick start::
         async with pool.session("user-42") as lease:
             ...
 
+    # the HTTP/WebSocket gateway: X-Session-ID picks the worker
+    with herd.Pool(herd.demo_command()) as pool, pool.serve("127.0.0.1:8080") as proxy:
+        ...
+
 herd's logs go to the standard ``logging`` module, logger ``herd`` (worker
 output: ``herd.worker``).
 """
@@ -49,6 +53,7 @@ from ._herd import (
     Event,
     HostStats,
     Lease,
+    Proxy,
     SessionEnd,
     SessionEndCounts,
     Stats,
@@ -80,6 +85,7 @@ atexit.register(_herd._at_exit)
 __all__ = [
     "Pool",
     "Lease",
+    "Proxy",
     "Stats",
     "WorkerCounts",
     "Counters",

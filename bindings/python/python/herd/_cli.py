@@ -1,4 +1,13 @@
-"""The ``herd`` command line (also ``python -m herd``)."""
+"""The ``herd`` command line (also ``python -m herd``): the same command as
+the Rust ``herd`` binary.
+
+* ``herd serve [options] -- PROGRAM ARGS...`` runs the gateway: an HTTP and
+  WebSocket reverse proxy that sends each session to its own worker process
+  (``herd serve --help``).
+* ``herd serve --demo`` runs it in front of herd's demo worker, started as
+  ``python -m herd demo-worker``: nothing else needs to be installed.
+* ``herd demo-worker [flags]`` runs the demo worker.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +17,14 @@ from typing import List, Optional
 
 from . import _herd
 
-USAGE = """usage: herd <command> [args...]
-
-commands:
-  demo-worker [--port N] [--host ADDR] [--threads N] [--ignore-sigterm]
-              run herd's demo worker (an HTTP server with per-process state)
-  --version   print herd's version
-"""
-
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the ``herd`` command with ``argv`` (default ``sys.argv[1:]``);
-    returns the exit code."""
+    returns the exit code (0 after SIGINT/SIGTERM, 2 for bad flags or
+    config, 1 when serving failed)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["demo-worker"]:
-        # Python's own SIGINT handler would never run while the worker
-        # serves (it runs without the GIL): let Ctrl-C end it directly.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        return _herd.demo_worker_main(args[1:])
-    if args[:1] in (["--version"], ["-V"]):
-        print(f"herd {_herd.__version__}")
-        return 0
-    if args[:1] in (["-h"], ["--help"], ["help"]):
-        print(USAGE, end="")
-        return 0
-    print(USAGE, end="", file=sys.stderr)
-    return 2
+    # herd handles SIGINT/SIGTERM itself (the gateway drains on the first);
+    # Python's own SIGINT handler could never run while herd holds the
+    # thread without the GIL.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return _herd.cli_main(args, [sys.executable, "-m", "herd"])
