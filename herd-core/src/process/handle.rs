@@ -280,7 +280,7 @@ pub(crate) async fn wait_background_reaps(limit: Duration) {
 /// Reaps a shim on a background thread (for handles dropped outside async
 /// code): a killed shim exits within milliseconds, and nobody else would
 /// ever collect it.
-fn reap_in_background(pidfd: OwnedFd) {
+pub(crate) fn reap_in_background(pidfd: OwnedFd) {
     let mut guard = REAPER.lock();
     let pid = std::process::id();
     if guard.as_ref().is_none_or(|(owner, _)| *owner != pid) {
@@ -292,8 +292,19 @@ fn reap_in_background(pidfd: OwnedFd) {
                     let mut info: libc::siginfo_t = std::mem::zeroed();
                     while libc::waitid(libc::P_PIDFD, fd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED)
                         != 0
-                        && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
                     {
+                        match io::Error::last_os_error().raw_os_error() {
+                            Some(libc::EINTR) => {}
+                            // The pidfd is non-blocking (it was registered
+                            // with the runtime): waitid answers EAGAIN until
+                            // the shim exits. Wait for that, then reap.
+                            Some(libc::EAGAIN) => {
+                                let mut pfd =
+                                    libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                                libc::poll(&mut pfd, 1, -1);
+                            }
+                            _ => break,
+                        }
                     }
                 }
                 BACKGROUND_REAPS.fetch_sub(1, Ordering::SeqCst);

@@ -16,7 +16,9 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -47,7 +49,12 @@ pub(crate) struct Spawned {
     pub stderr: OwnedFd,
 }
 
-type Job = (PlanRef, oneshot::Sender<io::Result<Spawned>>);
+type Job = (PlanRef, Arc<AtomicU8>, oneshot::Sender<io::Result<Spawned>>);
+
+/// A job's state, shared by the spawner and the waiting future.
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const CANCELLED: u8 = 2;
 
 struct Spawner {
     pid: u32,
@@ -64,16 +71,62 @@ pub(crate) fn kill_tree_signal() -> i32 {
 
 /// Starts a shim (and through it the worker) from the spawner thread.
 /// The plan is borrowed so a caller can retry it (without namespaces).
+///
+/// # Race window
+/// The caller may drop this future at any point (its pool shut down),
+/// which ends the borrow of `plan`. [`PendingReply`] makes that safe: a job
+/// the spawner has not taken yet is cancelled (the spawner skips it); a job
+/// it has taken is waited for — the spawner is reading `plan` — and the
+/// shim it started, which nobody will watch, is killed and reaped.
 pub(crate) async fn spawn_with(plan: &SpawnPlan) -> io::Result<Spawned> {
     let (tx, rx) = oneshot::channel();
-    // SAFETY of the lifetime: the job holds a pointer to `plan`; this
-    // future does not return (and so the borrow does not end) until the
-    // spawner has replied, and the spawner drops the job before replying.
-    submit((PlanRef(plan as *const SpawnPlan), tx))?;
-    match rx.await {
+    let state = Arc::new(AtomicU8::new(QUEUED));
+    // SAFETY of the lifetime: the job holds a pointer to `plan`; the borrow
+    // does not end (this future does not return, and `PendingReply` does not
+    // drop) while the spawner may read it, see above.
+    submit((PlanRef(plan as *const SpawnPlan), state.clone(), tx))?;
+    let mut pending = PendingReply { rx, state };
+    match (&mut pending.rx).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::other("the herd spawner thread stopped")),
     }
+}
+
+/// The waiting end of a spawn request; see [`spawn_with`].
+struct PendingReply {
+    rx: oneshot::Receiver<io::Result<Spawned>>,
+    state: Arc<AtomicU8>,
+}
+
+impl Drop for PendingReply {
+    fn drop(&mut self) {
+        if self.state.compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            return;
+        }
+        // Taken: the spawner is using the plan for about a millisecond.
+        loop {
+            match self.rx.try_recv() {
+                Ok(Ok(spawned)) => return abandon(spawned),
+                Ok(Err(_)) | Err(oneshot::error::TryRecvError::Closed) => return,
+                Err(oneshot::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_micros(50)),
+            }
+        }
+    }
+}
+
+/// Kills and reaps a shim nobody will watch.
+fn abandon(orphan: Spawned) {
+    // SAFETY: pidfd_send_signal on an fd we own; errors (ESRCH) ignored.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            orphan.pidfd.as_raw_fd(),
+            kill_tree_signal(),
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+    }
+    super::handle::reap_in_background(orphan.pidfd);
 }
 
 /// A borrowed plan sent to the spawner thread (see `spawn_with`).
@@ -112,11 +165,17 @@ fn spawner_main(jobs: mpsc::Receiver<Job>) {
         unsafe { libc::fcntl(parent_pidfd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     let kill_tree = kill_tree_signal();
-    while let Ok((plan, reply)) = jobs.recv() {
+    while let Ok((plan, state, reply)) = jobs.recv() {
+        if state.compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            continue; // cancelled while queued: the plan may be gone
+        }
         // SAFETY: see `spawn_with`: the plan outlives this job.
         let result = spawn_now(unsafe { &*plan.0 }, parent_pid, parent_pidfd, kill_tree);
         let _ = plan; // the borrow ends before the reply releases the caller
-        let _ = reply.send(result);
+        if let Err(Ok(orphan)) = reply.send(result) {
+            // The caller gave up while this shim was being started.
+            abandon(orphan);
+        }
     }
 }
 

@@ -1,0 +1,7 @@
+"""``python -m herd``: the same as the ``herd`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
