@@ -30,6 +30,7 @@ pub mod factory;
 mod pool;
 pub mod process;
 mod runtime;
+pub mod sandbox;
 pub mod session;
 pub mod stats;
 
@@ -39,6 +40,7 @@ pub use events::{EndReason, Event, EventKind, SessionEnd};
 pub use factory::{ProcessFactory, Readiness, SpawnContext, Worker, WorkerFactory, WorkerId};
 pub use pool::{Lease, PendingAcquire, Pool, PoolBuilder};
 pub use process::ExitStatus;
+pub use sandbox::{Limits, SandboxConfig, SandboxMode};
 pub use session::{MAX_SESSION_ID_LEN, validate_session_id};
 pub use stats::{Stats, WorkerState};
 

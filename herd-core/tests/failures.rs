@@ -144,21 +144,11 @@ fn a_worker_ignoring_sigterm_and_its_children_are_killed_after_the_grace() {
     let lease = pool.acquire_blocking("stubborn", None).unwrap();
     let pid = lease.pid().unwrap();
     // Children that ignore SIGTERM, one of them in its own session.
-    let (_, a) = get(lease.address().unwrap(), "/children?n=2&ignore_term=1");
-    let (_, b) = get(lease.address().unwrap(), "/children?n=1&ignore_term=1&detach=1");
-    let mut tree: Vec<u32> = [a, b]
-        .iter()
-        .flat_map(|body| {
-            serde_json::from_str::<serde_json::Value>(body).unwrap()["pids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_u64().unwrap() as u32)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    get(lease.address().unwrap(), "/children?n=2&ignore_term=1");
+    get(lease.address().unwrap(), "/children?n=1&ignore_term=1&detach=1");
+    let mut tree = descendants(pid);
+    assert_eq!(tree.len(), 3, "three children of the worker: {tree:?}");
     tree.push(pid);
-    assert_eq!(tree.len(), 4);
     drop(lease);
     let started = Instant::now();
     pool.shutdown_blocking(Duration::from_millis(300));
@@ -174,9 +164,10 @@ fn shutdown_leaves_no_process_and_refuses_new_acquires() {
     let leases: Vec<_> = (0..3).map(|i| pool.acquire_blocking(&format!("s{i}"), None).unwrap()).collect();
     let mut pids: Vec<u32> = pool.stats().worker_rows.iter().filter_map(|r| r.pid).collect();
     for lease in &leases {
-        let (_, body) = get(lease.address().unwrap(), "/children?n=1");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        pids.push(v["pids"][0].as_u64().unwrap() as u32);
+        get(lease.address().unwrap(), "/children?n=1");
+        let children = descendants(lease.pid().unwrap());
+        assert_eq!(children.len(), 1);
+        pids.extend(children);
     }
     let parents: Vec<u32> = pids.iter().filter_map(|p| ppid(*p)).collect();
     pool.shutdown_blocking(Duration::from_secs(2));

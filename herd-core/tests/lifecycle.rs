@@ -62,14 +62,10 @@ fn without_reuse_a_worker_is_killed_and_replaced() {
     let pid = lease.pid().unwrap();
     http(lease.address().unwrap(), "PUT", "/kv/secret", b"a's").unwrap();
     // Children of the worker die with it.
-    let (_, body) = get(lease.address().unwrap(), "/children?n=2");
+    get(lease.address().unwrap(), "/children?n=2");
     drop(lease);
-    let children: Vec<u32> = serde_json::from_str::<serde_json::Value>(&body).unwrap()["pids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_u64().unwrap() as u32)
-        .collect();
+    let children = descendants(pid);
+    assert_eq!(children.len(), 2);
     assert!(pool.end_session("tenant-a").unwrap());
     wait_until("the old worker is gone", Duration::from_secs(5), || !alive(pid));
     for child in children {

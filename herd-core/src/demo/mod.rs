@@ -15,7 +15,8 @@
 //! | `GET /headers` | the request headers as JSON |
 //! | `GET /crash?code=N` | exits at once with code N (default 3) |
 //! | `GET /abort` | kills itself with SIGABRT |
-//! | `GET /children?n=N&ignore_term=1&detach=1` | starts N sleeping child processes; returns their PIDs |
+//! | `GET /children?n=N&ignore_term=1&detach=1` | starts N sleeping child processes; returns their PIDs (as the worker sees them) |
+//! | `GET /ns` | its PID in its namespace, the PIDs it can see, its namespace IDs |
 //! | `GET /alloc?mb=N` | allocates and touches N MiB, and keeps it |
 //! | `GET /spin?ms=N` | burns CPU on N threads (`threads`, default 1) for N ms |
 //! | `GET /forkbomb` | forks until it cannot; returns how many it made |

@@ -232,6 +232,22 @@ async fn handle(mut req: Request<Incoming>, state: Arc<DemoState>) -> Result<Res
         }
         (Method::GET, "/abort") => std::process::abort(),
         (Method::GET, "/children") => spawn_children(&req, &state),
+        (Method::GET, "/ns") => {
+            // What this process can see: its PID in its own namespace and
+            // the PIDs /proc lists (its namespace's, if /proc is private).
+            let visible: Vec<u32> = std::fs::read_dir("/proc")
+                .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+                .unwrap_or_default();
+            let link = |p: &str| std::fs::read_link(p).map(|l| l.display().to_string()).unwrap_or_default();
+            json(serde_json::json!({
+                "pid_in_namespace": std::process::id(),
+                "host_pid": state.pid,
+                "visible_pids": visible,
+                "pid_ns": link("/proc/self/ns/pid"),
+                "ipc_ns": link("/proc/self/ns/ipc"),
+                "mnt_ns": link("/proc/self/ns/mnt"),
+            }))
+        }
         (Method::GET, "/alloc") => {
             let mb = query_num(&req, "mb", 10) as usize;
             let mut block = vec![0u8; mb << 20];

@@ -56,6 +56,14 @@ pub trait WorkerFactory: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Called once when a pool using this factory starts, before any
+    /// spawn: prepare host-wide resources (the process factory checks the
+    /// sandbox and cleans up cgroups left by dead herd processes).
+    fn pool_starting(&self, pool_name: &str) -> Result<(), Error> {
+        let _ = pool_name;
+        Ok(())
+    }
+
     /// A short description for logs (`"node server.js"`).
     fn describe(&self) -> String {
         "custom worker factory".to_string()

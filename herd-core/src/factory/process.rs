@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -21,6 +21,8 @@ use crate::process::ExitStatus;
 use crate::process::handle::{ProcessEvent, ProcessHandle};
 use crate::process::logs::{OutputTail, forward_output};
 use crate::process::spawner::{self, SpawnPlan};
+use crate::sandbox::cgroup::WorkerCgroup;
+use crate::sandbox::{Sandbox, SandboxConfig, SandboxMode};
 
 /// Starts a local program per worker, on a loopback port herd picks.
 ///
@@ -53,6 +55,16 @@ struct Spec {
     start_delay: Duration,
     probe_timeout: Duration,
     port_retries: u32,
+    sandbox: SandboxConfig,
+    /// The sandbox's run-time state, made on first use from `sandbox`
+    /// (reset whenever the settings change).
+    sandbox_state: OnceLock<Arc<Sandbox>>,
+}
+
+impl Spec {
+    fn sandbox(&self) -> &Arc<Sandbox> {
+        self.sandbox_state.get_or_init(|| Sandbox::new(self.sandbox.clone()))
+    }
 }
 
 /// Workers in their readiness phase, process-wide: polling slows down
@@ -92,12 +104,16 @@ impl ProcessFactory {
                 start_delay: Duration::ZERO,
                 probe_timeout: Duration::from_secs(2),
                 port_retries: 3,
+                sandbox: SandboxConfig::default(),
+                sandbox_state: OnceLock::new(),
             }),
         }
     }
 
     fn edit(mut self, f: impl FnOnce(&mut Spec)) -> Self {
-        f(Arc::make_mut(&mut self.spec));
+        let spec = Arc::make_mut(&mut self.spec);
+        f(spec);
+        spec.sandbox_state = OnceLock::new();
         self
     }
 
@@ -163,6 +179,49 @@ impl ProcessFactory {
         self.edit(|s| s.port_retries = retries)
     }
 
+    /// The sandbox mode (default `best_effort`).
+    pub fn sandbox(self, mode: SandboxMode) -> Self {
+        self.edit(|s| s.sandbox.mode = mode)
+    }
+
+    /// All sandbox settings at once.
+    pub fn sandbox_config(self, config: SandboxConfig) -> Self {
+        self.edit(|s| s.sandbox = config)
+    }
+
+    /// Memory limit per worker in bytes, swap excluded (cgroup).
+    pub fn memory_limit(self, bytes: u64) -> Self {
+        self.edit(|s| s.sandbox.limits.memory = Some(bytes))
+    }
+
+    /// CPU limit per worker in cores, fractional (cgroup CFS quota).
+    pub fn cpu_limit(self, cores: f64) -> Self {
+        self.edit(|s| s.sandbox.limits.cpu = Some(cores))
+    }
+
+    /// Process/thread limit per worker (cgroup pids); `None` = unlimited.
+    /// Default 100.
+    pub fn pids_limit(self, limit: Option<u64>) -> Self {
+        self.edit(|s| s.sandbox.limits.pids = limit)
+    }
+
+    /// Whether workers get new PID, mount and IPC namespaces (default true).
+    pub fn namespaces(self, enabled: bool) -> Self {
+        self.edit(|s| s.sandbox.namespaces = enabled)
+    }
+
+    /// The cgroup path to nest herd's cgroups under (e.g. `/herd`);
+    /// default: the host process's own cgroup.
+    pub fn cgroup_root(self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        self.edit(|s| s.sandbox.cgroup_root = Some(path))
+    }
+
+    /// The sandbox settings.
+    pub fn sandbox_settings(&self) -> &SandboxConfig {
+        &self.spec.sandbox
+    }
+
     /// The program, as given.
     pub fn program(&self) -> &str {
         &self.spec.program
@@ -218,7 +277,12 @@ impl WorkerFactory for ProcessFactory {
                 dir.display()
             )));
         }
+        spec.sandbox.validate()?;
         resolve_program(spec).map(|_| ())
+    }
+
+    fn pool_starting(&self, _pool_name: &str) -> Result<(), Error> {
+        self.spec.sandbox().pool_starting()
     }
 
     fn describe(&self) -> String {
@@ -311,7 +375,11 @@ enum Failure {
     Other(Error),
 }
 
-async fn start_once(spec: &Spec, ctx: &SpawnContext, port: PortLease) -> Result<Box<dyn Worker>, Failure> {
+async fn start_once(
+    spec: &Arc<Spec>,
+    ctx: &SpawnContext,
+    port: PortLease,
+) -> Result<Box<dyn Worker>, Failure> {
     let worker_id = ctx.worker_id.to_string();
     let fail = |msg: String| {
         Failure::Other(Error::new(ErrorKind::SpawnFailed, format!("worker {worker_id}: {msg}")))
@@ -345,7 +413,7 @@ async fn start_once(spec: &Spec, ctx: &SpawnContext, port: PortLease) -> Result<
     for arg in &spec.args {
         argv.push(cstring(render(arg, &values)).map_err(Failure::Other)?);
     }
-    let plan = SpawnPlan {
+    let mut plan = SpawnPlan {
         program: cstring(program.as_os_str()).map_err(Failure::Other)?,
         argv,
         env,
@@ -354,13 +422,43 @@ async fn start_once(spec: &Spec, ctx: &SpawnContext, port: PortLease) -> Result<
         cgroup_procs: Vec::new(),
     };
 
+    // The sandbox: cgroups made (blocking cgroupfs writes) before the
+    // worker exists, so its shim can join them before exec.
     let started_at = Instant::now();
-    let spawned = spawner::spawn(plan).await.map_err(|e| {
-        Failure::Other(
-            Error::new(ErrorKind::SpawnFailed, format!("worker {worker_id}: cannot start {}", spec.program))
-                .with_source(e),
-        )
-    })?;
+    let sandbox = spec.sandbox().clone();
+    let (pool_name, id) = (ctx.pool_name.clone(), worker_id.clone());
+    let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&pool_name, &id))
+        .await
+        .map_err(|e| {
+            Failure::Other(Error::new(ErrorKind::Internal, format!("sandbox setup task failed: {e}")))
+        })?
+        .map_err(Failure::Other)?;
+    let mut cgroup = CgroupSlot(prepared.cgroup);
+    if let Some(cg) = &cgroup.0 {
+        plan.cgroup_procs = cg.procs_files().map_err(|e| {
+            Failure::Other(Error::new(ErrorKind::Sandbox, "cannot open the worker's cgroup").with_source(e))
+        })?;
+    }
+    plan.namespaces = prepared.namespaces;
+    let spawned = loop {
+        match spawner::spawn_with(&plan).await {
+            Ok(spawned) => break spawned,
+            Err(e) if plan.namespaces && namespace_refusal(&e) => {
+                spec.sandbox().namespaces_refused(&e).map_err(Failure::Other)?;
+                plan.namespaces = false;
+            }
+            Err(e) => {
+                cgroup.destroy().await;
+                return Err(Failure::Other(
+                    Error::new(
+                        ErrorKind::SpawnFailed,
+                        format!("worker {worker_id}: cannot start {}", spec.program),
+                    )
+                    .with_source(e),
+                ));
+            }
+        }
+    };
     let (mut handle, stdout, stderr) = ProcessHandle::new(spawned)
         .map_err(|e| Failure::Other(Error::io("cannot watch worker process", e)))?;
     let tail = Arc::new(Mutex::new(OutputTail::default()));
@@ -374,6 +472,7 @@ async fn start_once(spec: &Spec, ctx: &SpawnContext, port: PortLease) -> Result<
             tracing::debug!(worker = %worker_id, pid, %addr, elapsed = ?started_at.elapsed(), "worker ready");
             return Ok(Box::new(ProcessWorker {
                 handle,
+                cgroup,
                 addr,
                 pid,
                 readiness: spec.readiness.clone(),
@@ -399,6 +498,7 @@ async fn start_once(spec: &Spec, ctx: &SpawnContext, port: PortLease) -> Result<
         ),
     };
     handle.stop(Duration::ZERO).await;
+    cgroup.destroy().await;
     let output = tail.lock().summary();
     Err(fail(match output {
         Some(output) => format!("{error}; last output: {output}"),
@@ -482,8 +582,42 @@ fn early_end(spec: &Spec, event: ProcessEvent) -> StartError {
     }
 }
 
+/// Whether a clone error means "namespaces not permitted here".
+fn namespace_refusal(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS | libc::ENOSYS))
+}
+
+/// A worker's cgroups, destroyed once the worker is gone — on its
+/// normal path by `destroy().await`, otherwise (dropped early) on a
+/// background thread.
+struct CgroupSlot(Option<WorkerCgroup>);
+
+impl CgroupSlot {
+    async fn destroy(&mut self) {
+        let Some(cgroup) = self.0.take() else { return };
+        match tokio::task::spawn_blocking(move || cgroup.destroy()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("worker cgroup cleanup: {e}"),
+            Err(e) => tracing::warn!("worker cgroup cleanup task failed: {e}"),
+        }
+    }
+}
+
+impl Drop for CgroupSlot {
+    fn drop(&mut self) {
+        if let Some(cgroup) = self.0.take() {
+            let _ = std::thread::Builder::new().name("herd-cgroup-cleanup".into()).spawn(move || {
+                if let Err(e) = cgroup.destroy() {
+                    tracing::warn!("worker cgroup cleanup: {e}");
+                }
+            });
+        }
+    }
+}
+
 struct ProcessWorker {
     handle: ProcessHandle,
+    cgroup: CgroupSlot,
     addr: SocketAddr,
     pid: u32,
     readiness: Readiness,
@@ -505,10 +639,18 @@ impl Worker for ProcessWorker {
     }
 
     fn exited(&mut self) -> BoxFuture<'_, ExitStatus> {
-        Box::pin(self.handle.wait())
+        Box::pin(async move {
+            let status = self.handle.wait().await;
+            self.cgroup.destroy().await;
+            status
+        })
     }
 
     fn stop(&mut self, grace: Duration) -> BoxFuture<'_, ExitStatus> {
-        Box::pin(self.handle.stop(grace))
+        Box::pin(async move {
+            let status = self.handle.stop(grace).await;
+            self.cgroup.destroy().await;
+            status
+        })
     }
 }

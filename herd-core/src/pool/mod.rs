@@ -105,6 +105,7 @@ impl PoolBuilder {
         let fork_generation = runtime::fork_generation();
         runtime::raise_fd_limit();
         let name = format!("{}-{}", std::process::id(), POOL_SEQUENCE.fetch_add(1, Ordering::Relaxed));
+        self.factory.pool_starting(&name)?;
         let rt = runtime::build(self.config.effective_runtime_threads(), &name)?;
         let events = EventSink::start(&name, self.callbacks)
             .map_err(|e| Error::io("cannot start the pool's event thread", e))?;

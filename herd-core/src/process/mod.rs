@@ -14,6 +14,7 @@ pub(crate) mod spawner;
 
 pub use exit::{ExitStatus, signal_name};
 pub(crate) use handle::wait_background_reaps;
+pub(crate) use shim::clone_process;
 
 /// Registers `fd` with the current runtime for readability.
 pub(crate) fn watch_readable(

@@ -169,6 +169,8 @@ pub(crate) unsafe fn run_shim(ctx: &ChildContext) -> ! {
             libc::_exit(SHIM_SETUP_FAILED);
         }
         libc::setpgid(0, 0);
+        // Show up as what it is in ps/top (and stay out of `pkill <host>`).
+        libc::prctl(libc::PR_SET_NAME, c"herd-shim".as_ptr() as libc::c_ulong, 0, 0, 0);
 
         // Join the cgroups before the worker exists: every descendant is
         // then accounted from its first instruction.

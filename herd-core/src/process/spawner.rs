@@ -47,7 +47,7 @@ pub(crate) struct Spawned {
     pub stderr: OwnedFd,
 }
 
-type Job = (SpawnPlan, oneshot::Sender<io::Result<Spawned>>);
+type Job = (PlanRef, oneshot::Sender<io::Result<Spawned>>);
 
 struct Spawner {
     pid: u32,
@@ -63,11 +63,25 @@ pub(crate) fn kill_tree_signal() -> i32 {
 }
 
 /// Starts a shim (and through it the worker) from the spawner thread.
-pub(crate) async fn spawn(plan: SpawnPlan) -> io::Result<Spawned> {
+/// The plan is borrowed so a caller can retry it (without namespaces).
+pub(crate) async fn spawn_with(plan: &SpawnPlan) -> io::Result<Spawned> {
     let (tx, rx) = oneshot::channel();
-    submit((plan, tx))?;
-    rx.await.map_err(|_| io::Error::other("the herd spawner thread stopped"))?
+    // SAFETY of the lifetime: the job holds a pointer to `plan`; this
+    // future does not return (and so the borrow does not end) until the
+    // spawner has replied, and the spawner drops the job before replying.
+    submit((PlanRef(plan as *const SpawnPlan), tx))?;
+    match rx.await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::other("the herd spawner thread stopped")),
+    }
 }
+
+/// A borrowed plan sent to the spawner thread (see `spawn_with`).
+struct PlanRef(*const SpawnPlan);
+
+// SAFETY: the plan is only read, by one thread at a time, while the
+// borrowing future waits for the reply.
+unsafe impl Send for PlanRef {}
 
 fn submit(job: Job) -> io::Result<()> {
     let mut guard = SPAWNER.lock();
@@ -99,7 +113,9 @@ fn spawner_main(jobs: mpsc::Receiver<Job>) {
     }
     let kill_tree = kill_tree_signal();
     while let Ok((plan, reply)) = jobs.recv() {
-        let result = spawn_now(&plan, parent_pid, parent_pidfd, kill_tree);
+        // SAFETY: see `spawn_with`: the plan outlives this job.
+        let result = spawn_now(unsafe { &*plan.0 }, parent_pid, parent_pidfd, kill_tree);
+        let _ = plan; // the borrow ends before the reply releases the caller
         let _ = reply.send(result);
     }
 }
