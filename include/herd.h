@@ -224,6 +224,27 @@ typedef enum {
 } herd_worker_state_t;
 
 /**
+ * How strictly the sandbox (cgroup limits, PID/mount/IPC namespaces) is
+ * applied to workers. Numbers are stable and never reused.
+ */
+typedef enum {
+  /**
+   * No cgroups, no namespaces (the worker's process tree is still killed
+   * as a whole).
+   */
+  HERD_SANDBOX_OFF = 1,
+  /**
+   * Use what the host offers; warn once about the rest (the default).
+   */
+  HERD_SANDBOX_BEST_EFFORT = 2,
+  /**
+   * `herd_pool_new` fails with `HERD_STATUS_SANDBOX`, naming what the
+   * host lacks.
+   */
+  HERD_SANDBOX_REQUIRED = 3,
+} herd_sandbox_mode_t;
+
+/**
  * Pool options: the worker command, its readiness check, sizing and
  * timing, and the session-end callback. Create with `herd_config_new`,
  * change with `herd_config_set_*`, pass to `herd_pool_new` (which copies
@@ -513,8 +534,9 @@ extern "C" {
  * Creates a config with herd's defaults: `min` 1, `max` 10, `min_idle` 0,
  * TTL 5 minutes, reuse on, health checks every 5 s (2 s timeout, 3
  * failures), readiness `GET /health`, start timeout 30 s, acquire timeout
- * 30 s, queue of 1024, stop grace 5 s. The worker command must be set
- * with `herd_config_set_command`.
+ * 30 s, queue of 1024, stop grace 5 s, sandbox `HERD_SANDBOX_BEST_EFFORT`
+ * with namespaces and a limit of 100 processes per worker. The worker
+ * command must be set with `herd_config_set_command`.
  *
  * Errors: `HERD_STATUS_INVALID_ARGUMENT` if `config_out` is NULL.
  *
@@ -788,6 +810,68 @@ herd_status_t herd_config_on_session_end(herd_config_t *config,
                                          herd_session_end_callback_t callback,
                                          void *userdata,
                                          herd_userdata_free_t free_userdata);
+
+/**
+ * Sets the sandbox mode: one of `herd_sandbox_mode_t` (default
+ * `HERD_SANDBOX_BEST_EFFORT`).
+ *
+ * Errors: `HERD_STATUS_INVALID_ARGUMENT` for a NULL config or a number
+ * that is not a `herd_sandbox_mode_t`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+herd_status_t herd_config_set_sandbox(herd_config_t *config, unsigned int mode);
+
+/**
+ * Memory limit per worker in bytes, swap excluded (cgroup; at least 1 MiB,
+ * checked by `herd_pool_new`). A worker above it is killed by the kernel
+ * and its session ends with `HERD_END_CRASHED`. 0 (the default) means no
+ * limit.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+herd_status_t herd_config_set_memory_limit(herd_config_t *config, uint64_t bytes);
+
+/**
+ * CPU limit per worker in cores, fractional (`0.5` is half a core; cgroup
+ * CPU quota; at most 1024, checked by `herd_pool_new`). 0 (the default)
+ * means no limit.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+herd_status_t herd_config_set_cpu_limit(herd_config_t *config, double cores);
+
+/**
+ * Limit on processes and threads per worker (cgroup pids), so a fork bomb
+ * stays inside its worker. Default 100; 0 means unlimited.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+herd_status_t herd_config_set_pids_limit(herd_config_t *config, uint64_t pids);
+
+/**
+ * Whether workers get new PID, mount (with a private `/proc`) and IPC
+ * namespaces where the host allows (default true). The network is shared:
+ * workers listen on the host's loopback.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+herd_status_t herd_config_set_namespaces(herd_config_t *config, bool enabled);
+
+/**
+ * The cgroup path herd nests its per-worker cgroups under in every
+ * hierarchy, e.g. `/herd` (absolute; checked by `herd_pool_new`). Default:
+ * the cgroup of this process.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string.
+ */
+herd_status_t herd_config_set_cgroup_root(herd_config_t *config, const char *path);
 
 /**
  * The stable name of an end reason (`"crashed"`, `"idle_timeout"`...), or

@@ -3,15 +3,31 @@
 //! `herd_pool_new` (the message names the bad setting); setters only check
 //! their own arguments.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_uint, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herd_core::{PoolConfig, ProcessFactory, Readiness};
+use herd_core::{PoolConfig, ProcessFactory, Readiness, SandboxConfig, SandboxMode};
 
 use crate::boundary::{Out, arg_mut, arg_str, status_call, value_call};
 use crate::events::{Registration, herd_session_end_callback_t, herd_userdata_free_t};
 use crate::status::{Failure, herd_status_t};
+
+/// How strictly the sandbox (cgroup limits, PID/mount/IPC namespaces) is
+/// applied to workers. Numbers are stable and never reused.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum herd_sandbox_mode_t {
+    /// No cgroups, no namespaces (the worker's process tree is still killed
+    /// as a whole).
+    HERD_SANDBOX_OFF = 1,
+    /// Use what the host offers; warn once about the rest (the default).
+    HERD_SANDBOX_BEST_EFFORT = 2,
+    /// `herd_pool_new` fails with `HERD_STATUS_SANDBOX`, naming what the
+    /// host lacks.
+    HERD_SANDBOX_REQUIRED = 3,
+}
 
 /// The longest duration any setting or timeout accepts, in milliseconds
 /// (ten years): longer ones would overflow clock arithmetic.
@@ -33,6 +49,7 @@ pub struct herd_config_t {
     readiness: Readiness,
     start_timeout: Option<Duration>,
     start_delay: Option<Duration>,
+    sandbox: SandboxConfig,
     pub(crate) pool: PoolConfig,
     pub(crate) on_session_end: Option<Arc<Registration>>,
 }
@@ -49,7 +66,8 @@ impl herd_config_t {
         let mut factory = ProcessFactory::new(program.clone(), self.args.clone())
             .envs(self.env.iter().cloned())
             .inherit_env(self.inherit_env)
-            .readiness(self.readiness.clone());
+            .readiness(self.readiness.clone())
+            .sandbox_config(self.sandbox.clone());
         if let Some(dir) = &self.cwd {
             factory = factory.cwd(dir);
         }
@@ -95,8 +113,9 @@ fn edit(
 /// Creates a config with herd's defaults: `min` 1, `max` 10, `min_idle` 0,
 /// TTL 5 minutes, reuse on, health checks every 5 s (2 s timeout, 3
 /// failures), readiness `GET /health`, start timeout 30 s, acquire timeout
-/// 30 s, queue of 1024, stop grace 5 s. The worker command must be set
-/// with `herd_config_set_command`.
+/// 30 s, queue of 1024, stop grace 5 s, sandbox `HERD_SANDBOX_BEST_EFFORT`
+/// with namespaces and a limit of 100 processes per worker. The worker
+/// command must be set with `herd_config_set_command`.
 ///
 /// Errors: `HERD_STATUS_INVALID_ARGUMENT` if `config_out` is NULL.
 ///
@@ -115,6 +134,7 @@ pub unsafe extern "C" fn herd_config_new(config_out: *mut *mut herd_config_t) ->
             readiness: Readiness::default(),
             start_timeout: None,
             start_delay: None,
+            sandbox: SandboxConfig::default(),
             pool: PoolConfig::default(),
             on_session_end: None,
         });
@@ -579,6 +599,111 @@ pub unsafe extern "C" fn herd_config_on_session_end(
     edit("herd_config_on_session_end", config, |config| {
         let callback = callback.ok_or_else(|| Failure::invalid_argument("callback is NULL"))?;
         config.on_session_end = Some(Registration::new(callback, userdata, free_userdata));
+        Ok(())
+    })
+}
+
+/// Sets the sandbox mode: one of `herd_sandbox_mode_t` (default
+/// `HERD_SANDBOX_BEST_EFFORT`).
+///
+/// Errors: `HERD_STATUS_INVALID_ARGUMENT` for a NULL config or a number
+/// that is not a `herd_sandbox_mode_t`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn herd_config_set_sandbox(config: *mut herd_config_t, mode: c_uint) -> herd_status_t {
+    edit("herd_config_set_sandbox", config, |config| {
+        config.sandbox.mode = match mode {
+            1 => SandboxMode::Off,
+            2 => SandboxMode::BestEffort,
+            3 => SandboxMode::Required,
+            other => {
+                return Err(Failure::invalid_argument(format!(
+                    "mode {other} is not a herd_sandbox_mode_t (1 off, 2 best effort, 3 required)"
+                )));
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Memory limit per worker in bytes, swap excluded (cgroup; at least 1 MiB,
+/// checked by `herd_pool_new`). A worker above it is killed by the kernel
+/// and its session ends with `HERD_END_CRASHED`. 0 (the default) means no
+/// limit.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn herd_config_set_memory_limit(
+    config: *mut herd_config_t,
+    bytes: u64,
+) -> herd_status_t {
+    edit("herd_config_set_memory_limit", config, |config| {
+        config.sandbox.limits.memory = (bytes > 0).then_some(bytes);
+        Ok(())
+    })
+}
+
+/// CPU limit per worker in cores, fractional (`0.5` is half a core; cgroup
+/// CPU quota; at most 1024, checked by `herd_pool_new`). 0 (the default)
+/// means no limit.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn herd_config_set_cpu_limit(config: *mut herd_config_t, cores: f64) -> herd_status_t {
+    edit("herd_config_set_cpu_limit", config, |config| {
+        config.sandbox.limits.cpu = (cores != 0.0).then_some(cores);
+        Ok(())
+    })
+}
+
+/// Limit on processes and threads per worker (cgroup pids), so a fork bomb
+/// stays inside its worker. Default 100; 0 means unlimited.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn herd_config_set_pids_limit(config: *mut herd_config_t, pids: u64) -> herd_status_t {
+    edit("herd_config_set_pids_limit", config, |config| {
+        config.sandbox.limits.pids = (pids > 0).then_some(pids);
+        Ok(())
+    })
+}
+
+/// Whether workers get new PID, mount (with a private `/proc`) and IPC
+/// namespaces where the host allows (default true). The network is shared:
+/// workers listen on the host's loopback.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn herd_config_set_namespaces(
+    config: *mut herd_config_t,
+    enabled: bool,
+) -> herd_status_t {
+    edit("herd_config_set_namespaces", config, |config| {
+        config.sandbox.namespaces = enabled;
+        Ok(())
+    })
+}
+
+/// The cgroup path herd nests its per-worker cgroups under in every
+/// hierarchy, e.g. `/herd` (absolute; checked by `herd_pool_new`). Default:
+/// the cgroup of this process.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn herd_config_set_cgroup_root(
+    config: *mut herd_config_t,
+    path: *const c_char,
+) -> herd_status_t {
+    edit("herd_config_set_cgroup_root", config, |config| {
+        // SAFETY: the caller's contract.
+        config.sandbox.cgroup_root = Some(unsafe { arg_str(path, "path") }?.into());
         Ok(())
     })
 }

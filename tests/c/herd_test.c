@@ -693,6 +693,63 @@ static void fork_child_gets_forked(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* sandbox_settings_reach_the_worker: bad sandbox settings are refused with
+ * a message naming them; with the sandbox required and a pids limit, a fork
+ * bomb in the worker stops below the limit (skipped, saying so, on a host
+ * without a cgroup pids controller); with the sandbox off workers run. */
+
+static void sandbox_settings_reach_the_worker(void) {
+    herd_config_t *config = demo_config(0, 1);
+    herd_pool_t *pool = NULL;
+    CHECK_FAILS(herd_config_set_sandbox(config, 7), HERD_STATUS_INVALID_ARGUMENT, "herd_sandbox_mode_t");
+    CHECK_FAILS(herd_config_set_sandbox(NULL, HERD_SANDBOX_OFF), HERD_STATUS_INVALID_ARGUMENT, "config is NULL");
+    CHECK_OK(herd_config_set_memory_limit(config, 1000));
+    CHECK_FAILS(herd_pool_new(config, &pool), HERD_STATUS_INVALID_CONFIG, "memory_limit");
+    CHECK_OK(herd_config_set_memory_limit(config, 0));
+    CHECK_OK(herd_config_set_cpu_limit(config, -1.0));
+    CHECK_FAILS(herd_pool_new(config, &pool), HERD_STATUS_INVALID_CONFIG, "cpu_limit");
+    CHECK_OK(herd_config_set_cpu_limit(config, 0));
+    CHECK_OK(herd_config_set_cgroup_root(config, "relative"));
+    CHECK_FAILS(herd_pool_new(config, &pool), HERD_STATUS_INVALID_CONFIG, "cgroup_root");
+    CHECK_FAILS(herd_config_set_cgroup_root(config, NULL), HERD_STATUS_INVALID_ARGUMENT, "path is NULL");
+    herd_config_free(config);
+
+    config = demo_config(0, 1);
+    CHECK_OK(herd_config_set_sandbox(config, HERD_SANDBOX_REQUIRED));
+    CHECK_OK(herd_config_set_pids_limit(config, 16));
+    herd_status_t st = herd_pool_new(config, &pool);
+    herd_config_free(config);
+    if (st == HERD_STATUS_SANDBOX) {
+        printf("    skipped the pids limit: this host cannot sandbox (%s)\n", herd_last_error_message());
+    } else {
+        CHECK_OK(st);
+        herd_lease_t *lease = NULL;
+        CHECK_OK(herd_acquire(pool, "bomber", 30000, &lease));
+        char body[256];
+        int status = 0;
+        CHECK(http_request(herd_lease_port(lease), "GET", "/forkbomb", "bomber", NULL, &status, body,
+                           sizeof body) == 0 && status == 200,
+              "forkbomb: %d %s", status, body);
+        const char *n = strstr(body, "\"forked\":");
+        long forked = n ? strtol(n + 9, NULL, 10) : -1;
+        CHECK(forked > 0 && forked < 16, "forked %ld processes under a limit of 16: %s", forked, body);
+        herd_release(lease);
+        herd_pool_free(pool);
+    }
+
+    config = demo_config(1, 1);
+    CHECK_OK(herd_config_set_sandbox(config, HERD_SANDBOX_OFF));
+    CHECK_OK(herd_config_set_namespaces(config, false));
+    CHECK_OK(herd_pool_new(config, &pool));
+    herd_config_free(config);
+    herd_lease_t *lease = NULL;
+    CHECK_OK(herd_acquire(pool, "plain", 30000, &lease));
+    CHECK(worker_reported_pid(herd_lease_port(lease), "plain") == herd_lease_pid(lease), "unsandboxed worker");
+    herd_release(lease);
+    herd_pool_free(pool);
+}
+
+/* ------------------------------------------------------------------------ */
 
 struct test {
     const char *name;
@@ -709,6 +766,7 @@ static const struct test tests[] = {
     {"callbacks_after_kill9", callbacks_after_kill9},
     {"stats_match", stats_match},
     {"fork_child_gets_forked", fork_child_gets_forked},
+    {"sandbox_settings_reach_the_worker", sandbox_settings_reach_the_worker},
 };
 
 int main(int argc, char **argv) {
