@@ -49,23 +49,27 @@ fn cpu_ticks(pid: u32) -> u64 {
         + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
+/// A file of the worker's cpu cgroup (v1 or v2), first word.
+fn cpu_file(pid: u32, name: &str) -> Option<String> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    cgroups.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let dir = if controllers.split(',').any(|c| c == "cpu") {
+            format!("/sys/fs/cgroup/cpu{path}")
+        } else if controllers.is_empty() {
+            format!("/sys/fs/cgroup{path}")
+        } else {
+            return None;
+        };
+        let text = std::fs::read_to_string(format!("{dir}/{name}")).ok()?;
+        Some(if name.ends_with(".stat") { text } else { text.split_whitespace().next()?.to_string() })
+    })
+}
+
 /// How many CFS periods the worker's cgroup was throttled in so far.
 fn throttled(pid: u32) -> u64 {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let stat = cgroups
-        .lines()
-        .find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            if controllers.split(',').any(|c| c == "cpu") {
-                std::fs::read_to_string(format!("/sys/fs/cgroup/cpu{path}/cpu.stat")).ok()
-            } else if controllers.is_empty() {
-                std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cpu.stat")).ok()
-            } else {
-                None
-            }
-        })
-        .unwrap_or_default();
+    let stat = cpu_file(pid, "cpu.stat").unwrap_or_default();
     stat.lines()
         .find_map(|l| l.strip_prefix("nr_throttled ").and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0)
@@ -141,7 +145,10 @@ fn a_cpu_bound_worker_with_half_a_core_uses_about_half_a_core() {
     // throttled it to get there. (Less than 0.5 happens on a busy machine.)
     assert!(cores <= 0.65, "used {cores:.2} cores");
     assert!(cores >= 0.1, "the worker barely ran: {cores:.2} cores");
-    assert!(th1 > th0, "the CFS quota throttled the worker");
+    assert_eq!(cpu_file(pid, "cpu.cfs_quota_us").or(cpu_file(pid, "cpu.max")).as_deref(), Some("50000"));
+    // Two spinning threads want two cores: unless the machine itself was
+    // too busy to give the worker even its half core, the quota throttled it.
+    assert!(th1 > th0 || cores < 0.45, "used {cores:.2} cores without ever being throttled");
     assert_eq!(spin.join().unwrap().0, 200);
     drop(lease);
     pool.shutdown_blocking(Duration::from_secs(2));
@@ -189,6 +196,54 @@ fn a_worker_sees_only_its_own_process_tree() {
     }
     drop(lease);
     pool.shutdown_blocking(Duration::from_secs(2));
+}
+
+#[test]
+fn a_worker_is_in_its_cgroups_before_it_runs_and_they_are_removed_after() {
+    if !sandbox_available("cgroup membership", &["pids"]) {
+        return;
+    }
+    let pool = Pool::new(demo_factory().sandbox(SandboxMode::Required), config(0, 1)).unwrap();
+    let lease = pool.acquire_blocking("member", None).unwrap();
+    let pid = lease.pid().unwrap();
+    get(lease.address().unwrap(), "/children?n=1");
+    let child = descendants(pid)[0];
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let suffix = format!("/herd-{}-", std::process::id());
+    let mut dirs = Vec::new();
+    for line in cgroups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        if !path.contains(&suffix) {
+            continue;
+        }
+        // The child inherited the very same cgroup.
+        assert!(std::fs::read_to_string(format!("/proc/{child}/cgroup")).unwrap().contains(path));
+        let mount = if controllers.is_empty() {
+            if Path::new("/sys/fs/cgroup/unified").is_dir() {
+                "/sys/fs/cgroup/unified".to_string()
+            } else {
+                "/sys/fs/cgroup".to_string()
+            }
+        } else {
+            format!("/sys/fs/cgroup/{}", controllers.split(',').next().unwrap())
+        };
+        let mut dir = PathBuf::from(&mount);
+        // v1 memory nests under our own cgroup; the path in /proc is absolute within the hierarchy.
+        dir.push(path.trim_start_matches('/'));
+        dirs.push(dir);
+    }
+    assert!(dirs.len() >= 2, "in the pids (v1 or v2) and a v2 cgroup: {cgroups}");
+    assert!(dirs.iter().any(|d| d.starts_with("/sys/fs/cgroup/unified") || !Path::new("/sys/fs/cgroup/unified").exists()),
+        "also tracked in the cgroup2 hierarchy: {dirs:?}");
+    for d in &dirs {
+        assert!(d.is_dir(), "{}", d.display());
+    }
+    drop(lease);
+    pool.shutdown_blocking(Duration::from_secs(2));
+    for d in &dirs {
+        assert!(!d.exists(), "{} was removed", d.display());
+    }
 }
 
 /// Cgroup directories of pools of the host process `pid`.

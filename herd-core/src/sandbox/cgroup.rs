@@ -32,7 +32,7 @@ use cgroups_rs::fs::memory::MemController;
 use cgroups_rs::fs::pid::PidController;
 
 use super::Limits;
-use super::layout::{Controller, Layout, Version};
+use super::layout::{self, Controller, Layout, Version};
 
 /// One cgroup directory of a worker (one per hierarchy used).
 #[derive(Debug, Clone)]
@@ -75,32 +75,57 @@ impl WorkerCgroup {
                 }),
             }
         }
-        let cgroup = WorkerCgroup { dirs };
-        if let Err(e) = cgroup.create_dirs(limits) {
-            cgroup.remove();
-            return Err(e);
+        // On a hybrid host the controllers live on v1, but a cgroup2 is
+        // still there: put the worker in it too, with no controllers, for
+        // membership and `cgroup.kill` (one write kills the whole tree).
+        if let Some(v2_base) = &layout.v2_base
+            && !dirs.iter().any(|d| d.version == Version::V2)
+            && layout::is_cgroup_dir(v2_base, Version::V2)
+        {
+            dirs.push(Dir {
+                path: v2_base.join(pool_dir_name(pool_name)).join(worker),
+                mount: v2_base.clone(),
+                version: Version::V2,
+                controllers: Vec::new(),
+            });
+        }
+        let mut cgroup = WorkerCgroup { dirs: Vec::new() };
+        for dir in dirs {
+            let tracking_only = dir.controllers.is_empty();
+            cgroup.dirs.push(dir);
+            if let Err(e) = cgroup.create_dir(cgroup.dirs.len() - 1, limits) {
+                if tracking_only {
+                    // Membership tracking is a bonus, not a requirement.
+                    tracing::debug!("no v2 tracking cgroup: {e}");
+                    if let Some(dir) = cgroup.dirs.pop() {
+                        let _ = std::fs::remove_dir(&dir.path);
+                    }
+                    continue;
+                }
+                cgroup.remove();
+                return Err(e);
+            }
         }
         Ok(cgroup)
     }
 
-    fn create_dirs(&self, limits: &Limits) -> Result<(), String> {
-        for dir in &self.dirs {
-            let pool_dir = dir.path.parent().unwrap_or(&dir.path);
-            if dir.version == Version::V2 {
-                let base = pool_dir.parent().unwrap_or(pool_dir);
-                let names: Vec<&str> = dir.controllers.iter().map(|c| c.name()).collect();
-                enable_subtree(base, &names)?;
-                mkdir(pool_dir)?;
-                enable_subtree(pool_dir, &names)?;
-            } else {
-                mkdir(pool_dir)?;
-            }
-            mkdir(&dir.path)?;
-            for &controller in &dir.controllers {
-                apply(dir, controller, limits).map_err(|e| {
-                    format!("cannot set the {} limit in {}: {e}", controller.name(), dir.path.display())
-                })?;
-            }
+    fn create_dir(&self, index: usize, limits: &Limits) -> Result<(), String> {
+        let dir = &self.dirs[index];
+        let pool_dir = dir.path.parent().unwrap_or(&dir.path);
+        if dir.version == Version::V2 && !dir.controllers.is_empty() {
+            let base = pool_dir.parent().unwrap_or(pool_dir);
+            let names: Vec<&str> = dir.controllers.iter().map(|c| c.name()).collect();
+            enable_subtree(base, &names)?;
+            mkdir(pool_dir)?;
+            enable_subtree(pool_dir, &names)?;
+        } else {
+            mkdir(pool_dir)?;
+        }
+        mkdir(&dir.path)?;
+        for &controller in &dir.controllers {
+            apply(dir, controller, limits).map_err(|e| {
+                format!("cannot set the {} limit in {}: {e}", controller.name(), dir.path.display())
+            })?;
         }
         Ok(())
     }

@@ -251,7 +251,7 @@ impl Sandbox {
         }
         let layout = self.layout();
         let mut missing: Vec<String> = layout.missing.iter().map(|(_, why)| why.clone()).collect();
-        let cgroup = if layout.homes.is_empty() {
+        let cgroup = if layout.homes.is_empty() && layout.v2_base.is_none() {
             None
         } else {
             match WorkerCgroup::create(layout, pool_name, worker, &self.config.limits) {
