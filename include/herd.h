@@ -319,9 +319,9 @@ typedef struct {
  * Called when a session ends, on the pool's event thread (one thread per
  * pool, never the caller's). `end` is valid only during the call.
  *
- * The callback may call any herd function on any pool (it runs outside
- * every pool lock), except `herd_pool_free` on its own pool. While it runs
- * later events of that pool wait, so keep it short.
+ * The callback may call any herd function on any pool, blocking ones
+ * included: it runs outside every pool lock. While it runs, later events of
+ * that pool wait, so keep it short.
  */
 typedef void (*herd_session_end_callback_t)(void *userdata, const herd_session_end_t *end);
 
@@ -977,8 +977,8 @@ herd_status_t herd_pool_new(const herd_config_t *config, herd_pool_t **pool_out)
  *
  * Release every lease first. When this returns, no session-end callback
  * of this pool is running or will run; the callbacks for sessions ended
- * by the shutdown have been delivered. Must not be called from this
- * pool's own callback.
+ * by the shutdown have been delivered. Called from this pool's own
+ * callback it cannot wait for that thread: later callbacks are dropped.
  *
  * In a forked child this only frees the child's copy of the handle: the
  * workers belong to the parent.

@@ -101,9 +101,9 @@ pub struct herd_session_end_t {
 /// Called when a session ends, on the pool's event thread (one thread per
 /// pool, never the caller's). `end` is valid only during the call.
 ///
-/// The callback may call any herd function on any pool (it runs outside
-/// every pool lock), except `herd_pool_free` on its own pool. While it runs
-/// later events of that pool wait, so keep it short.
+/// The callback may call any herd function on any pool, blocking ones
+/// included: it runs outside every pool lock. While it runs, later events of
+/// that pool wait, so keep it short.
 #[allow(non_camel_case_types)]
 pub type herd_session_end_callback_t =
     Option<unsafe extern "C" fn(userdata: *mut c_void, end: *const herd_session_end_t)>;

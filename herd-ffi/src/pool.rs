@@ -89,8 +89,8 @@ pub unsafe extern "C" fn herd_pool_new(
 ///
 /// Release every lease first. When this returns, no session-end callback
 /// of this pool is running or will run; the callbacks for sessions ended
-/// by the shutdown have been delivered. Must not be called from this
-/// pool's own callback.
+/// by the shutdown have been delivered. Called from this pool's own
+/// callback it cannot wait for that thread: later callbacks are dropped.
 ///
 /// In a forked child this only frees the child's copy of the handle: the
 /// workers belong to the parent.

@@ -547,6 +547,64 @@ static void callbacks_after_kill9(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* pool_freed_from_its_own_callback: herd_pool_free called inside the
+ * pool's own session-end callback returns (no deadlock on the event thread
+ * it would otherwise wait for), stops the workers, and runs the finalizer. */
+
+struct self_free {
+    pthread_mutex_t mu;
+    pthread_cond_t done;
+    herd_pool_t *pool;
+    int freed, finalized;
+};
+
+static void free_pool_on_end(void *userdata, const herd_session_end_t *end) {
+    struct self_free *sf = userdata;
+    if (end->reason != HERD_END_ENDED) return;
+    herd_pool_free(sf->pool);
+    pthread_mutex_lock(&sf->mu);
+    sf->freed = 1;
+    pthread_cond_broadcast(&sf->done);
+    pthread_mutex_unlock(&sf->mu);
+}
+
+static void count_finalized(void *userdata) {
+    struct self_free *sf = userdata;
+    pthread_mutex_lock(&sf->mu);
+    sf->finalized++;
+    pthread_cond_broadcast(&sf->done);
+    pthread_mutex_unlock(&sf->mu);
+}
+
+static void pool_freed_from_its_own_callback(void) {
+    static struct self_free sf;
+    memset(&sf, 0, sizeof sf);
+    pthread_mutex_init(&sf.mu, NULL);
+    pthread_cond_init(&sf.done, NULL);
+    herd_config_t *config = demo_config(1, 1);
+    CHECK_OK(herd_config_on_session_end(config, free_pool_on_end, &sf, count_finalized));
+    CHECK_OK(herd_pool_new(config, &sf.pool));
+    herd_config_free(config);
+    herd_lease_t *lease = NULL;
+    CHECK_OK(herd_acquire(sf.pool, "bye", 30000, &lease));
+    uint32_t pid = herd_lease_pid(lease);
+    herd_release(lease);
+    CHECK_OK(herd_end_session(sf.pool, "bye", NULL)); /* the last use of the pool from here */
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 30;
+    pthread_mutex_lock(&sf.mu);
+    while (!(sf.freed && sf.finalized) && pthread_cond_timedwait(&sf.done, &sf.mu, &deadline) == 0) {
+    }
+    int freed = sf.freed, finalized = sf.finalized;
+    pthread_mutex_unlock(&sf.mu);
+    CHECK(freed, "herd_pool_free never returned inside the callback");
+    CHECK(finalized == 1, "finalizer ran %d times", finalized);
+    CHECK(!process_exists(pid), "worker %u outlived its pool", pid);
+}
+
+/* ------------------------------------------------------------------------ */
 /* stats_match: herd_stats and herd_stats_workers agree with what the test
  * did: sessions, leases, bindings, ends by reason, per-worker rows. */
 
@@ -764,6 +822,7 @@ static const struct test tests[] = {
     {"sixteen_threads_overlapping_ids", sixteen_threads_overlapping_ids},
     {"timeouts_and_queue", timeouts_and_queue},
     {"callbacks_after_kill9", callbacks_after_kill9},
+    {"pool_freed_from_its_own_callback", pool_freed_from_its_own_callback},
     {"stats_match", stats_match},
     {"fork_child_gets_forked", fork_child_gets_forked},
     {"sandbox_settings_reach_the_worker", sandbox_settings_reach_the_worker},
