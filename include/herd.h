@@ -41,8 +41,8 @@
  * - Threads: each handle type states its thread safety. Session-end
  *   callbacks run on a herd thread (one per pool), never the caller's.
  * - fork(): a pool belongs to the process that created it. In a forked
- *   child every call on it returns HERD_STATUS_FORKED; herd_pool_free only
- *   frees the child's copy of the handle.
+ *   child every call on it returns HERD_STATUS_FORKED; herd_pool_free and
+ *   herd_release only free the child's copies of the handles.
  * - Versions: HERD_VERSION is the header's, herd_version() the library's.
  */
 
@@ -946,7 +946,8 @@ void herd_lease_touch(const herd_lease_t *lease);
 
 /**
  * Releases a lease (the session stays bound to its worker). NULL is
- * ignored.
+ * ignored. In a forked child, releasing a lease acquired by the parent
+ * only frees the child's copy of the handle.
  *
  * # Safety
  * `lease` is NULL or a lease from `herd_acquire` not yet released; no
@@ -977,8 +978,10 @@ herd_status_t herd_pool_new(const herd_config_t *config, herd_pool_t **pool_out)
  *
  * Release every lease first. When this returns, no session-end callback
  * of this pool is running or will run; the callbacks for sessions ended
- * by the shutdown have been delivered. Called from this pool's own
- * callback it cannot wait for that thread: later callbacks are dropped.
+ * by the shutdown have been delivered. (With a lease still open herd's
+ * event thread lives on: herd_pool_free waits for it at most 10 s, then
+ * drops the callbacks not yet delivered. Called from this pool's own
+ * callback it cannot wait for that thread at all.)
  *
  * In a forked child this only frees the child's copy of the handle: the
  * workers belong to the parent.
@@ -1028,8 +1031,9 @@ herd_status_t herd_pool_wait_ready(const herd_pool_t *pool, uint64_t timeout_ms)
  * worker if below `max`, else waits in a FIFO queue. `timeout_ms` bounds
  * that wait: `HERD_TIMEOUT_DEFAULT` uses the pool's acquire timeout, and
  * 0 never waits (the call fails with `HERD_STATUS_ACQUIRE_TIMEOUT` unless
- * the session is bound or a worker is idle). Concurrent acquires of one
- * new session make one binding; all get the same worker.
+ * the session is bound or a worker is idle; a worker may still be started
+ * for it, so a later try can succeed). Concurrent acquires of one new
+ * session make one binding; all get the same worker.
  *
  * Errors: `HERD_STATUS_INVALID_ARGUMENT` (NULL or non-UTF-8 argument,
  * `timeout_ms` above `HERD_MAX_DURATION_MS`),

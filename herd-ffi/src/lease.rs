@@ -2,6 +2,7 @@
 //! worker.
 
 use std::ffi::{CString, c_char};
+use std::mem::ManuallyDrop;
 use std::sync::OnceLock;
 
 use herd_core::Lease;
@@ -15,15 +16,23 @@ use crate::boundary::value_call;
 /// Thread safety: a lease may be moved to and read from any thread, by
 /// several at once; `herd_release` must be its last use.
 pub struct herd_lease_t {
-    lease: Lease,
+    /// Dropped by `herd_release`, except in a forked child (see below).
+    lease: ManuallyDrop<Lease>,
+    /// The fork generation it was acquired in.
+    generation: u64,
     /// Made on first request, so that acquiring allocates nothing else.
     url: OnceLock<Option<CString>>,
     session_id: OnceLock<CString>,
 }
 
 impl herd_lease_t {
-    pub(crate) fn boxed(lease: Lease) -> *mut herd_lease_t {
-        Box::into_raw(Box::new(herd_lease_t { lease, url: OnceLock::new(), session_id: OnceLock::new() }))
+    pub(crate) fn boxed(lease: Lease, generation: u64) -> *mut herd_lease_t {
+        Box::into_raw(Box::new(herd_lease_t {
+            lease: ManuallyDrop::new(lease),
+            generation,
+            url: OnceLock::new(),
+            session_id: OnceLock::new(),
+        }))
     }
 }
 
@@ -120,7 +129,8 @@ pub unsafe extern "C" fn herd_lease_touch(lease: *const herd_lease_t) {
 }
 
 /// Releases a lease (the session stays bound to its worker). NULL is
-/// ignored.
+/// ignored. In a forked child, releasing a lease acquired by the parent
+/// only frees the child's copy of the handle.
 ///
 /// # Safety
 /// `lease` is NULL or a lease from `herd_acquire` not yet released; no
@@ -128,9 +138,16 @@ pub unsafe extern "C" fn herd_lease_touch(lease: *const herd_lease_t) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn herd_release(lease: *mut herd_lease_t) {
     value_call("herd_release", (), || {
-        if !lease.is_null() {
-            // SAFETY: the caller's contract: ours, released once.
-            drop(unsafe { Box::from_raw(lease) });
+        if lease.is_null() {
+            return;
         }
+        // SAFETY: the caller's contract: ours, released once.
+        let mut handle = unsafe { Box::from_raw(lease) };
+        if !crate::fork::is_inherited(handle.generation) {
+            // SAFETY: dropped once, here; the handle is freed just after.
+            unsafe { ManuallyDrop::drop(&mut handle.lease) };
+        }
+        // A parent's lease in a forked child: releasing it would take the
+        // pool's lock, which a thread that does not exist here may hold.
     })
 }

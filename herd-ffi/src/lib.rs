@@ -24,6 +24,7 @@
 mod boundary;
 pub mod config;
 pub mod events;
+mod fork;
 pub mod lease;
 pub mod pool;
 pub mod stats;

@@ -23,8 +23,8 @@ pub const HERD_TIMEOUT_DEFAULT: u64 = 0xFFFF_FFFF_FFFF_FFFF;
 /// last call on it.
 pub struct herd_pool_t {
     pool: Pool,
-    /// The process that created the pool; any other is a forked child.
-    owner_pid: u32,
+    /// The fork generation the pool was made in; another is a forked child.
+    generation: u64,
     dispatcher: Option<Dispatcher>,
 }
 
@@ -32,7 +32,7 @@ impl herd_pool_t {
     /// The pool, or `HERD_STATUS_FORKED` in a forked child. For calls the
     /// core does not check itself (stats, shutdown).
     pub(crate) fn checked(&self) -> Result<&Pool, Failure> {
-        if std::process::id() != self.owner_pid {
+        if crate::fork::is_inherited(self.generation) {
             return Err(Failure::new(
                 herd_status_t::HERD_STATUS_FORKED,
                 "this pool was created before fork(); a forked child cannot use it \
@@ -76,7 +76,7 @@ pub unsafe extern "C" fn herd_pool_new(
             dispatcher = Some(wired);
         }
         let pool = builder.build()?;
-        let handle = Box::new(herd_pool_t { pool, owner_pid: std::process::id(), dispatcher });
+        let handle = Box::new(herd_pool_t { pool, generation: crate::fork::generation(), dispatcher });
         // SAFETY: checked non-NULL; the caller's contract.
         unsafe { out.write(Box::into_raw(handle)) };
         Ok(())
@@ -89,8 +89,10 @@ pub unsafe extern "C" fn herd_pool_new(
 ///
 /// Release every lease first. When this returns, no session-end callback
 /// of this pool is running or will run; the callbacks for sessions ended
-/// by the shutdown have been delivered. Called from this pool's own
-/// callback it cannot wait for that thread: later callbacks are dropped.
+/// by the shutdown have been delivered. (With a lease still open herd's
+/// event thread lives on: herd_pool_free waits for it at most 10 s, then
+/// drops the callbacks not yet delivered. Called from this pool's own
+/// callback it cannot wait for that thread at all.)
 ///
 /// In a forked child this only frees the child's copy of the handle: the
 /// workers belong to the parent.
@@ -106,8 +108,8 @@ pub unsafe extern "C" fn herd_pool_free(pool: *mut herd_pool_t) {
         }
         // SAFETY: the caller's contract: ours, freed once, no other user.
         let handle = unsafe { Box::from_raw(pool) };
-        let herd_pool_t { pool, owner_pid, dispatcher } = *handle;
-        if std::process::id() != owner_pid {
+        let herd_pool_t { pool, generation, dispatcher } = *handle;
+        if crate::fork::is_inherited(generation) {
             // herd-core leaves the parent's runtime and workers alone.
             drop(pool);
             if let Some(dispatcher) = dispatcher {
@@ -173,8 +175,9 @@ pub unsafe extern "C" fn herd_pool_wait_ready(pool: *const herd_pool_t, timeout_
 /// worker if below `max`, else waits in a FIFO queue. `timeout_ms` bounds
 /// that wait: `HERD_TIMEOUT_DEFAULT` uses the pool's acquire timeout, and
 /// 0 never waits (the call fails with `HERD_STATUS_ACQUIRE_TIMEOUT` unless
-/// the session is bound or a worker is idle). Concurrent acquires of one
-/// new session make one binding; all get the same worker.
+/// the session is bound or a worker is idle; a worker may still be started
+/// for it, so a later try can succeed). Concurrent acquires of one new
+/// session make one binding; all get the same worker.
 ///
 /// Errors: `HERD_STATUS_INVALID_ARGUMENT` (NULL or non-UTF-8 argument,
 /// `timeout_ms` above `HERD_MAX_DURATION_MS`),
@@ -198,7 +201,7 @@ pub unsafe extern "C" fn herd_acquire(
         // SAFETY: the caller's contract.
         let (pool, session) = unsafe { (arg_ref(pool, "pool")?, arg_str(session_id, "session_id")?) };
         let out = Out::new(lease_out, "lease_out")?;
-        let pool = pool.pool();
+        let (generation, pool) = (pool.generation, pool.pool());
         let lease = match timeout_ms {
             0 => pool.try_acquire(session)?.ok_or_else(|| {
                 Failure::new(
@@ -213,7 +216,7 @@ pub unsafe extern "C" fn herd_acquire(
             ms => pool.acquire_blocking(session, Some(millis(ms, "timeout_ms")?))?,
         };
         // SAFETY: checked non-NULL; the caller's contract.
-        unsafe { out.write(herd_lease_t::boxed(lease)) };
+        unsafe { out.write(herd_lease_t::boxed(lease, generation)) };
         Ok(())
     })
 }

@@ -691,8 +691,8 @@ static void stats_match(void) {
 
 /* ------------------------------------------------------------------------ */
 /* fork_child_gets_forked: a child forked after the pool was created gets
- * HERD_STATUS_FORKED from every call, never a hang; the parent's pool is
- * unaffected. */
+ * HERD_STATUS_FORKED from every call, never a hang, and can release and
+ * free its copies of the handles; the parent's pool is unaffected. */
 
 static void fork_child_gets_forked(void) {
     herd_config_t *config = demo_config(1, 2);
@@ -703,6 +703,8 @@ static void fork_child_gets_forked(void) {
     CHECK_OK(herd_acquire(pool, "parent", 30000, &lease));
     uint32_t pid = herd_lease_pid(lease);
     herd_release(lease);
+    herd_lease_t *held = NULL; /* open across the fork */
+    CHECK_OK(herd_acquire(pool, "held", 30000, &held));
 
     int pipefd[2];
     CHECK(pipe(pipefd) == 0, "pipe");
@@ -727,7 +729,8 @@ static void fork_child_gets_forked(void) {
         herd_status_t shut = herd_pool_shutdown(pool, 1000);
         int n = snprintf(report, sizeof report, "%s %s %d %s", forked ? "forked" : "not-forked",
                          herd_status_str(shut), l == NULL, herd_last_error_message());
-        herd_pool_free(pool); /* frees the child's copy only */
+        herd_release(held);   /* the child's copy only */
+        herd_pool_free(pool); /* the child's copy only */
         if (write(pipefd[1], report, (size_t)n) != n) _exit(3);
         _exit(0);
     }
@@ -745,7 +748,9 @@ static void fork_child_gets_forked(void) {
 
     CHECK_OK(herd_acquire(pool, "parent", 30000, &lease));
     CHECK(herd_lease_pid(lease) == pid && process_exists(pid), "the parent's worker is untouched");
+    CHECK(pool_stats(pool).open_leases == 2, "the parent's leases are still open");
     herd_release(lease);
+    herd_release(held);
     herd_pool_free(pool);
     CHECK(!process_exists(pid), "freed in the parent: worker gone");
 }
