@@ -691,8 +691,9 @@ static void stats_match(void) {
 
 /* ------------------------------------------------------------------------ */
 /* fork_child_gets_forked: a child forked after the pool was created gets
- * HERD_STATUS_FORKED from every call, never a hang, and can release and
- * free its copies of the handles; the parent's pool is unaffected. */
+ * HERD_STATUS_FORKED from every call, never a hang, can release and free
+ * its copies of the handles, and can make a pool of its own; the parent's
+ * pool is unaffected. */
 
 static void fork_child_gets_forked(void) {
     herd_config_t *config = demo_config(1, 2);
@@ -731,6 +732,18 @@ static void fork_child_gets_forked(void) {
                          herd_status_str(shut), l == NULL, herd_last_error_message());
         herd_release(held);   /* the child's copy only */
         herd_pool_free(pool); /* the child's copy only */
+        /* The child can make a pool of its own, with its own workers. */
+        herd_config_t *own_config = demo_config(1, 1);
+        herd_pool_t *own = NULL;
+        herd_lease_t *own_lease = NULL;
+        herd_status_t own_status = herd_pool_new(own_config, &own);
+        herd_config_free(own_config);
+        if (own_status == HERD_STATUS_OK) own_status = herd_acquire(own, "child", 30000, &own_lease);
+        uint32_t own_pid = herd_lease_pid(own_lease);
+        herd_release(own_lease);
+        herd_pool_free(own);
+        n += snprintf(report + n, sizeof report - (size_t)n, "|own pool: %s, worker %s", herd_status_str(own_status),
+                      own_pid != 0 && own_pid != pid && !process_exists(own_pid) ? "separate and gone" : "wrong");
         if (write(pipefd[1], report, (size_t)n) != n) _exit(3);
         _exit(0);
     }
@@ -745,6 +758,7 @@ static void fork_child_gets_forked(void) {
     report[n] = '\0';
     CHECK(strncmp(report, "forked forked 1 herd_pool_shutdown: ", 36) == 0 && strstr(report, "fork()") != NULL,
           "child saw: %s", report);
+    CHECK(strstr(report, "|own pool: ok, worker separate and gone") != NULL, "child saw: %s", report);
 
     CHECK_OK(herd_acquire(pool, "parent", 30000, &lease));
     CHECK(herd_lease_pid(lease) == pid && process_exists(pid), "the parent's worker is untouched");
