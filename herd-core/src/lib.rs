@@ -16,6 +16,8 @@
 //! * [`Lease`] is one use of a session; drop it to release.
 //! * [`Event`]s and callbacks report every lifecycle step; [`Pool::stats`]
 //!   never blocks.
+//! * [`Proxy`] is an HTTP/WebSocket gateway that sends each request to
+//!   its session's worker (the `herd serve` command).
 //!
 //! The pool owns its tokio runtime; callers on any thread, in any runtime
 //! or none, use the async or the blocking API.
@@ -29,6 +31,7 @@ pub mod events;
 pub mod factory;
 mod pool;
 pub mod process;
+pub mod proxy;
 mod runtime;
 pub mod sandbox;
 pub mod session;
@@ -40,6 +43,7 @@ pub use events::{EndReason, Event, EventKind, SessionEnd};
 pub use factory::{ProcessFactory, Readiness, SpawnContext, Worker, WorkerFactory, WorkerId};
 pub use pool::{Lease, PendingAcquire, Pool, PoolBuilder};
 pub use process::ExitStatus;
+pub use proxy::{Proxy, ProxyConfig, SessionSource};
 pub use sandbox::{Limits, SandboxConfig, SandboxMode};
 pub use session::{MAX_SESSION_ID_LEN, validate_session_id};
 pub use stats::{Stats, WorkerState};

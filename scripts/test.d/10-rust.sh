@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$HERD_ROOT"
 # Sandbox tests must run, not skip, where the test command runs (CI is root).
 export HERD_REQUIRE_SANDBOX_TESTS=1
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --exclude herd-workload-tests
 cargo test --workspace --doc

@@ -1,0 +1,92 @@
+//! `herd serve`: the pool, the gateway in front of it, and a graceful
+//! stop on SIGINT or SIGTERM.
+//!
+//! On the first signal the gateway stops accepting, requests in flight get
+//! `shutdown_grace` to finish, open WebSockets get a close frame, then the
+//! pool stops every worker (SIGTERM, `stop_grace`, SIGKILL to the whole
+//! tree) and herd exits 0. A second signal skips the wait for requests.
+
+use std::time::Duration;
+
+use herd_core::{ErrorKind, Pool, Proxy};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::settings::Settings;
+
+/// Runs the gateway until a signal; returns the exit code.
+pub(crate) fn run(settings: Settings) -> i32 {
+    crate::logging::init(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herd: cannot start: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> i32 {
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("herd: cannot handle signals: {e}");
+            return 1;
+        }
+    };
+    let pool = match Pool::new(settings.factory, settings.pool) {
+        Ok(pool) => pool,
+        Err(e) if matches!(e.kind(), ErrorKind::InvalidConfig | ErrorKind::SpawnFailed) => {
+            eprintln!("herd: {e:#}");
+            return crate::EXIT_BAD_CONFIG;
+        }
+        Err(e) => {
+            eprintln!("herd: cannot start the pool: {e:#}");
+            return 1;
+        }
+    };
+    let proxy = match Proxy::serve(pool.clone(), settings.proxy).await {
+        Ok(proxy) => proxy,
+        Err(e) => {
+            let code = if e.kind() == ErrorKind::InvalidConfig { crate::EXIT_BAD_CONFIG } else { 1 };
+            eprintln!("herd: {e:#}");
+            pool.shutdown(Duration::from_secs(2)).await;
+            return code;
+        }
+    };
+    let stop_grace = pool.config().stop_grace;
+    let ready = tokio::select! {
+        ready = pool.wait_ready(settings.ready_timeout) => ready,
+        _ = term.recv() => return stop(&proxy, &pool, Duration::ZERO, stop_grace).await,
+        _ = int.recv() => return stop(&proxy, &pool, Duration::ZERO, stop_grace).await,
+    };
+    if let Err(e) = ready {
+        eprintln!("herd: workers of `{}` did not start: {e:#}", settings.command_line);
+        proxy.stop(Duration::ZERO).await;
+        pool.shutdown(stop_grace).await;
+        return 1;
+    }
+    println!("herd: gateway listening on http://{}", proxy.local_addr());
+    if let Some(admin) = proxy.admin_addr() {
+        println!("herd: admin listening on http://{admin}");
+    }
+    tracing::info!(workers = %settings.command_line, "herd ready");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    tracing::info!(grace = ?settings.shutdown_grace, "finishing requests in flight (a second signal skips the wait)");
+    tokio::select! {
+        _ = proxy.stop(settings.shutdown_grace) => {}
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    stop(&proxy, &pool, Duration::ZERO, stop_grace).await
+}
+
+async fn stop(proxy: &Proxy, pool: &Pool, grace: Duration, stop_grace: Duration) -> i32 {
+    proxy.stop(grace).await;
+    pool.shutdown(stop_grace).await;
+    tracing::info!("herd stopped; no worker left");
+    0
+}

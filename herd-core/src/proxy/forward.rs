@@ -1,0 +1,192 @@
+//! The gateway's request path: find the session, lease its worker, forward
+//! the request, stream the response back.
+//!
+//! Per request this costs one session lookup (no runtime hop for a bound
+//! session), a few header edits, and a pooled upstream connection: no
+//! client, buffer or connection is built per request.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version, header};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use super::body::ProxyBody;
+use super::headers::{self, ClientInfo};
+use super::metrics::{Metrics, Rejected};
+use super::responses;
+use super::server::{IoThread, StopSignal};
+use super::session_id::{Rejection, Sources};
+use super::tunnel::{Closed, Tunnel};
+use super::upstream::{Conn, SendError, Upstream};
+use crate::pool::{Lease, Pool};
+
+/// Everything the request path needs, shared by all connections.
+pub(crate) struct Gateway {
+    pub pool: Pool,
+    pub sources: Sources,
+    pub acquire_timeout: Duration,
+    pub retry_after_secs: u64,
+    pub preserve_host: bool,
+    pub close_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    pub stop: StopSignal,
+}
+
+impl Gateway {
+    /// Serves one client request.
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: Arc<ClientInfo>,
+        io: Arc<IoThread>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let started = Instant::now();
+        let resp = self.route(req, &client, &io).await;
+        io.metrics.response(resp.status().as_u16(), started.elapsed());
+        Ok(resp)
+    }
+
+    async fn route(&self, req: Request<Incoming>, client: &ClientInfo, io: &IoThread) -> Response<ProxyBody> {
+        let (mut parts, body) = req.into_parts();
+        let (lease, forward_path) = {
+            let found = match self.sources.find(&parts) {
+                Ok(found) => found,
+                Err(Rejection::Missing(message)) => {
+                    return reject(
+                        io,
+                        Rejected::MissingSessionId,
+                        responses::text(StatusCode::BAD_REQUEST, message),
+                    );
+                }
+                Err(Rejection::Invalid(message)) => {
+                    return reject(
+                        io,
+                        Rejected::InvalidSessionId,
+                        responses::text(StatusCode::BAD_REQUEST, message),
+                    );
+                }
+            };
+            match self.pool.acquire_timeout(&found.id, self.acquire_timeout).await {
+                Ok(lease) => (lease, found.forward_path),
+                Err(error) => {
+                    tracing::debug!(session = %found.id, "no worker for request: {error:#}");
+                    let (resp, why) = responses::acquire_failed(&error, self.retry_after_secs);
+                    return reject(io, why, resp);
+                }
+            }
+        };
+        let Some(address) = lease.address() else {
+            tracing::warn!(worker = %lease.worker_id(), "the session's worker has no network address");
+            return reject(io, Rejected::WorkerUnreachable, responses::worker_unreachable());
+        };
+        let upstream = io.upstreams.get(lease.worker_id(), address);
+
+        let upgrade = headers::upgrade_of(&parts.headers);
+        let client_upgrade = parts.extensions.remove::<OnUpgrade>();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        if let Some(proto) = &upgrade {
+            headers::restore_upgrade(&mut parts.headers, proto.clone());
+        }
+        headers::add_forwarded(&mut parts.headers, client, &upstream.host, self.preserve_host);
+        if let Some(path) = forward_path {
+            parts.uri = Uri::from(path);
+        } else if parts.uri.scheme().is_some() {
+            // absolute-form (`GET http://host/path`): workers expect origin-form.
+            let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+            parts.uri = Uri::from(path);
+        }
+        parts.version = Version::HTTP_11;
+
+        let (mut resp, conn) =
+            match exchange(&upstream, Request::from_parts(parts, body), upgrade.is_some()).await {
+                Ok(exchanged) => exchanged,
+                Err(message) => {
+                    tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
+                    return reject(io, Rejected::WorkerUnreachable, responses::worker_unreachable());
+                }
+            };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let (Some(proto), Some(client_upgrade)) = (upgrade, client_upgrade)
+        {
+            let worker_upgrade = hyper::upgrade::on(&mut resp);
+            let (mut parts, _) = resp.into_parts();
+            let accepted = parts.headers.get(header::UPGRADE).cloned().unwrap_or(proto);
+            let websocket = accepted.as_bytes().eq_ignore_ascii_case(b"websocket");
+            headers::strip_hop_by_hop(&mut parts.headers);
+            headers::restore_upgrade(&mut parts.headers, accepted);
+            self.spawn_tunnel(io, lease, websocket, client_upgrade, worker_upgrade, conn);
+            return Response::from_parts(parts, ProxyBody::empty());
+        }
+
+        let (mut parts, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, ProxyBody::upstream(body, lease, Some(conn)))
+    }
+
+    fn spawn_tunnel(
+        &self,
+        io: &IoThread,
+        lease: Lease,
+        websocket: bool,
+        client: OnUpgrade,
+        worker: OnUpgrade,
+        conn: Conn,
+    ) {
+        let tunnel = Tunnel { lease, websocket, stop: self.stop.clone(), close_timeout: self.close_timeout };
+        let guard = io.tracker.guard();
+        let metrics = self.metrics.clone();
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            metrics.websockets.inc();
+            let closed = tokio::select! {
+                closed = tunnel.run(client, worker) => closed,
+                _ = stop.closed() => Closed::ProxyStopping,
+            };
+            metrics.websockets.dec();
+            metrics.websocket_closed(closed.as_str());
+            // The connection hyper handed over for the upgrade goes last.
+            drop(conn);
+        });
+    }
+}
+
+/// Counts a request herd answered itself.
+fn reject(io: &IoThread, why: Rejected, resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    io.metrics.rejected(why);
+    resp
+}
+
+/// Sends `req` to the worker on a pooled connection; a request the
+/// connection never wrote (it was closing) is sent once more on a new one.
+async fn exchange(
+    upstream: &Arc<Upstream>,
+    req: Request<Incoming>,
+    upgrade: bool,
+) -> Result<(Response<Incoming>, Conn), String> {
+    let mut conn = upstream.checkout().await.map_err(|e| e.message)?;
+    if upgrade {
+        conn.prepare_upgrade();
+    }
+    let req = match conn.send(req).await {
+        Ok(resp) => return Ok((resp, conn)),
+        Err(SendError::Failed(message)) => return Err(message),
+        Err(SendError::Unsent(req)) => *req,
+    };
+    let mut conn = upstream.connect().await.map_err(|e| e.message)?;
+    if upgrade {
+        conn.prepare_upgrade();
+    }
+    match conn.send(req).await {
+        Ok(resp) => Ok((resp, conn)),
+        Err(SendError::Failed(message)) => Err(message),
+        Err(SendError::Unsent(_)) => {
+            Err(format!("worker {} at {}: the connection closed at once", upstream.worker, upstream.address))
+        }
+    }
+}
