@@ -22,10 +22,13 @@
  * ---------------------------------------------
  * - Objects are opaque handles with a constructor and a destructor:
  *   herd_config_new / herd_config_free, herd_pool_new / herd_pool_free,
- *   herd_acquire / herd_release. Destructors accept NULL; calling one twice
- *   on the same handle is undefined.
+ *   herd_acquire / herd_release, herd_proxy_config_new /
+ *   herd_proxy_config_free, herd_proxy_start / herd_proxy_free.
+ *   Destructors accept NULL; calling one twice on the same handle is
+ *   undefined.
  * - Fallible calls return herd_status_t; HERD_STATUS_OK (0) is success. On
- *   failure herd_last_error_message() says what failed and why, and no
+ *   failure herd_last_error_message() says what failed and why (valid until
+ *   the next call on the thread that returns a herd_status_t), and no
  *   out-parameter is written: outputs are written only on success.
  * - Arguments: the object first, then inputs, then outputs (named *_out).
  *   A const object pointer means the call does not change the object.
@@ -275,6 +278,25 @@ typedef struct herd_lease_t herd_lease_t;
  * last call on it.
  */
 typedef struct herd_pool_t herd_pool_t;
+
+/**
+ * Gateway options: where to listen, where requests carry their session
+ * ID, timeouts. Create with `herd_proxy_config_new`, change with
+ * `herd_proxy_config_*`, pass to `herd_proxy_start` (which copies it), free
+ * with `herd_proxy_config_free`.
+ *
+ * Thread safety: not thread-safe. Use one config from one thread at a
+ * time; `herd_proxy_start` only reads it.
+ */
+typedef struct herd_proxy_config_t herd_proxy_config_t;
+
+/**
+ * A running gateway, from `herd_proxy_start` until `herd_proxy_stop`;
+ * freed by `herd_proxy_free`.
+ *
+ * Thread safety: thread-safe; `herd_proxy_free` must be the last call.
+ */
+typedef struct herd_proxy_t herd_proxy_t;
 
 /**
  * A session that ended, as passed to a `herd_session_end_callback_t`.
@@ -1068,6 +1090,190 @@ herd_status_t herd_acquire(herd_pool_t *pool,
 herd_status_t herd_end_session(herd_pool_t *pool, const char *session_id, bool *was_bound_out);
 
 /**
+ * Creates gateway options with herd's defaults: listen on
+ * `127.0.0.1:8080`, session ID from the `X-Session-ID` header, the pool's
+ * acquire timeout, no admin listener.
+ *
+ * Errors: `HERD_STATUS_INVALID_ARGUMENT` if `config_out` is NULL.
+ *
+ * # Safety
+ * `config_out` is NULL or valid for writing a pointer.
+ */
+herd_status_t herd_proxy_config_new(herd_proxy_config_t **config_out);
+
+/**
+ * Frees gateway options. NULL is ignored.
+ *
+ * # Safety
+ * `config` is NULL or a config from `herd_proxy_config_new` not yet freed.
+ */
+void herd_proxy_config_free(herd_proxy_config_t *config);
+
+/**
+ * Where clients connect: an IP address and port, `"127.0.0.1:8080"` or
+ * `"[::1]:8080"`. Port 0 picks a free port (see `herd_proxy_address`).
+ *
+ * Errors: `HERD_STATUS_INVALID_ARGUMENT` for NULL, non-UTF-8 or an address
+ * that does not parse.
+ *
+ * # Safety
+ * `address` is NULL or a NUL-terminated string.
+ */
+herd_status_t herd_proxy_config_set_listen(herd_proxy_config_t *config, const char *address);
+
+/**
+ * Where the admin routes (`GET /stats`, `GET /metrics`, `DELETE
+ * /sessions/{id}`) listen, like `herd_proxy_config_set_listen`. Default:
+ * no admin listener.
+ *
+ * # Safety
+ * `address` is NULL or a NUL-terminated string.
+ */
+herd_status_t herd_proxy_config_set_admin_listen(herd_proxy_config_t *config, const char *address);
+
+/**
+ * Looks for the session ID in request header `name`. Sources are tried
+ * in the order they were added; the first one added replaces the default
+ * (`X-Session-ID`). Names are checked by `herd_proxy_start`.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string.
+ */
+herd_status_t herd_proxy_config_add_session_header(herd_proxy_config_t *config, const char *name);
+
+/**
+ * Looks for the session ID in cookie `name` (see
+ * `herd_proxy_config_add_session_header` for the order).
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string.
+ */
+herd_status_t herd_proxy_config_add_session_cookie(herd_proxy_config_t *config, const char *name);
+
+/**
+ * Looks for the session ID in query parameter `name` (see
+ * `herd_proxy_config_add_session_header` for the order).
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string.
+ */
+herd_status_t herd_proxy_config_add_session_query(herd_proxy_config_t *config, const char *name);
+
+/**
+ * Takes the session ID from the path: with prefix `"/s/"`, a request for
+ * `/s/{id}/rest` is session `{id}` and reaches the worker as `/rest` (see
+ * `herd_proxy_config_add_session_header` for the order).
+ *
+ * # Safety
+ * `prefix` is NULL or a NUL-terminated string.
+ */
+herd_status_t herd_proxy_config_add_session_path_prefix(herd_proxy_config_t *config,
+                                                        const char *prefix);
+
+/**
+ * How long a request for a new session waits for a worker before the
+ * client gets `503` with `Retry-After`. Default: the pool's acquire
+ * timeout.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+herd_status_t herd_proxy_config_set_acquire_timeout_ms(herd_proxy_config_t *config, uint64_t ms);
+
+/**
+ * I/O threads serving clients; 0 (the default) is one per core, at most 4.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+herd_status_t herd_proxy_config_set_threads(herd_proxy_config_t *config, size_t threads);
+
+/**
+ * Forward the client's `Host` header as is (true), or set it to the
+ * worker's address (false, the default).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+herd_status_t herd_proxy_config_set_preserve_host(herd_proxy_config_t *config, bool preserve);
+
+/**
+ * Starts the gateway in front of `pool`: binds the listeners (so a taken
+ * address fails here) and serves on herd's threads until
+ * `herd_proxy_stop`. Each request is a lease on its session's worker,
+ * released when the response has been sent; WebSocket upgrades are
+ * tunnelled both ways. A missing or invalid session ID gets `400`, no
+ * worker in time `503`, an unreachable worker `502`.
+ *
+ * Stop and free every proxy of a pool before freeing the pool.
+ *
+ * Errors: `HERD_STATUS_INVALID_ARGUMENT`, `HERD_STATUS_INVALID_CONFIG` (a
+ * bad option, named), `HERD_STATUS_IO` (an address cannot be bound),
+ * `HERD_STATUS_POOL_CLOSED`, `HERD_STATUS_FORKED`.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `config` is NULL or a live config;
+ * `proxy_out` is NULL or valid for writing a pointer.
+ */
+herd_status_t herd_proxy_start(herd_pool_t *pool,
+                               const herd_proxy_config_t *config,
+                               herd_proxy_t **proxy_out);
+
+/**
+ * Sets `*address_out` to the address the gateway listens on,
+ * `"127.0.0.1:PORT"` (the port actually bound when 0 was asked for). The
+ * string is owned by the proxy and valid until `herd_proxy_free`.
+ *
+ * Errors: `HERD_STATUS_INVALID_ARGUMENT`, `HERD_STATUS_PROXY_STOPPED`,
+ * `HERD_STATUS_FORKED`.
+ *
+ * # Safety
+ * `proxy` is NULL or a live proxy; `address_out` is NULL or valid for
+ * writing a pointer.
+ */
+herd_status_t herd_proxy_address(const herd_proxy_t *proxy, const char **address_out);
+
+/**
+ * Sets `*address_out` to the address of the admin routes, owned by the
+ * proxy like `herd_proxy_address`'s; NULL if no admin listener was
+ * configured.
+ *
+ * Errors: `HERD_STATUS_INVALID_ARGUMENT`, `HERD_STATUS_PROXY_STOPPED`,
+ * `HERD_STATUS_FORKED`.
+ *
+ * # Safety
+ * `proxy` is NULL or a live proxy; `address_out` is NULL or valid for
+ * writing a pointer.
+ */
+herd_status_t herd_proxy_admin_address(const herd_proxy_t *proxy, const char **address_out);
+
+/**
+ * Stops the gateway: no new connections; requests in flight get up to
+ * `grace_ms` to finish and open WebSockets a close frame; what is left
+ * then is dropped. Returns when the proxy is stopped. The pool keeps
+ * running. Afterwards every call on the proxy but `herd_proxy_free`
+ * returns `HERD_STATUS_PROXY_STOPPED` (a second `herd_proxy_stop`
+ * included).
+ *
+ * Errors: `HERD_STATUS_INVALID_ARGUMENT`, `HERD_STATUS_PROXY_STOPPED`,
+ * `HERD_STATUS_FORKED`.
+ *
+ * # Safety
+ * `proxy` is NULL or a live proxy.
+ */
+herd_status_t herd_proxy_stop(herd_proxy_t *proxy, uint64_t grace_ms);
+
+/**
+ * Frees a proxy, stopping it at once if `herd_proxy_stop` was not called.
+ * NULL is ignored.
+ *
+ * # Safety
+ * `proxy` is NULL or a proxy from `herd_proxy_start` not yet freed, and no
+ * other thread uses it during or after this call.
+ */
+void herd_proxy_free(herd_proxy_t *proxy);
+
+/**
  * The stable name of a worker state (`"bound"`...), or `"unknown"` for a
  * number herd does not know. Static. Never NULL.
  */
@@ -1113,9 +1319,8 @@ herd_status_t herd_stats_workers(const herd_pool_t *pool,
  * (...)"`, or `""` if the most recent call that returns a `herd_status_t`
  * succeeded.
  *
- * The string is owned by herd and stays valid until the next herd call on
- * this thread (other than `herd_last_error_message` and `herd_status_str`).
- * Never NULL.
+ * The string is owned by herd and stays valid until the next call on this
+ * thread that returns a `herd_status_t`. Never NULL.
  */
 const char *herd_last_error_message(void);
 

@@ -54,6 +54,19 @@ fn record_panic(function: &str, payload: Box<dyn Any + Send>) {
     std::mem::forget(payload);
 }
 
+/// Runs a setter's `change` on the config behind `config`.
+pub(crate) fn edit_config<T>(
+    function: &'static str,
+    config: *mut T,
+    change: impl FnOnce(&mut T) -> Result<(), Failure>,
+) -> herd_status_t {
+    status_call(function, || {
+        // SAFETY: the header requires NULL or a live config used from one
+        // thread at a time.
+        change(unsafe { arg_mut(config, "config") }?)
+    })
+}
+
 /// A required string argument: not NULL, valid UTF-8.
 ///
 /// # Safety

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use herd_core::{PoolConfig, ProcessFactory, Readiness, SandboxConfig, SandboxMode};
 
-use crate::boundary::{Out, arg_mut, arg_str, status_call, value_call};
+use crate::boundary::{Out, arg_str, edit_config as edit, status_call, value_call};
 use crate::events::{Registration, herd_session_end_callback_t, herd_userdata_free_t};
 use crate::status::{Failure, herd_status_t};
 
@@ -94,20 +94,6 @@ pub(crate) fn millis(ms: u64, name: &str) -> Result<Duration, Failure> {
 /// `0` means "not set" for optional durations.
 fn optional_millis(ms: u64, name: &str) -> Result<Option<Duration>, Failure> {
     if ms == 0 { Ok(None) } else { millis(ms, name).map(Some) }
-}
-
-/// Applies `change` to the config behind `config`.
-fn edit(
-    function: &'static str,
-    config: *mut herd_config_t,
-    change: impl FnOnce(&mut herd_config_t) -> Result<(), Failure>,
-) -> herd_status_t {
-    status_call(function, || {
-        // SAFETY: the header requires a config from herd_config_new, used
-        // from one thread at a time.
-        let config = unsafe { arg_mut(config, "config") }?;
-        change(config)
-    })
 }
 
 /// Creates a config with herd's defaults: `min` 1, `max` 10, `min_idle` 0,

@@ -16,17 +16,18 @@
 //! * [`lease`]: `herd_lease_t` and what it tells about the worker.
 //! * [`events`]: session-end callbacks.
 //! * [`stats`]: pool and per-worker snapshots.
+//! * [`proxy`]: the HTTP/WebSocket gateway in front of a pool.
 
 // The exported names are C names.
 #![allow(non_camel_case_types)]
 
-// Declared in the order the header presents them.
 mod boundary;
 pub mod config;
 pub mod events;
 mod fork;
 pub mod lease;
 pub mod pool;
+pub mod proxy;
 pub mod stats;
 pub mod status;
 pub mod version;
@@ -35,6 +36,7 @@ pub use config::*;
 pub use events::*;
 pub use lease::*;
 pub use pool::*;
+pub use proxy::*;
 pub use stats::*;
 pub use status::*;
 pub use version::*;

@@ -199,9 +199,8 @@ pub(crate) fn finish(function: &str, outcome: Result<(), Failure>) -> herd_statu
 /// (...)"`, or `""` if the most recent call that returns a `herd_status_t`
 /// succeeded.
 ///
-/// The string is owned by herd and stays valid until the next herd call on
-/// this thread (other than `herd_last_error_message` and `herd_status_str`).
-/// Never NULL.
+/// The string is owned by herd and stays valid until the next call on this
+/// thread that returns a `herd_status_t`. Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn herd_last_error_message() -> *const c_char {
     let outcome = std::panic::catch_unwind(|| {

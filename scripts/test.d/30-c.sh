@@ -5,10 +5,15 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 cd "$HERD_ROOT"
 
-apt_install gcc g++ make pkg-config valgrind
+apt_install gcc g++ make pkg-config valgrind curl
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+gateway_pid=""
+cleanup() {
+    [ -n "$gateway_pid" ] && kill -9 "$gateway_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic -g)
 
 section "C: build libherd and the demo worker"
@@ -29,6 +34,8 @@ export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 # shellcheck disable=SC2046  # pkg-config output is meant to be split
 cc "${CFLAGS[@]}" examples/c/acquire.c $(pkg-config --cflags --libs herd) -o "$work/acquire"
 # shellcheck disable=SC2046
+cc "${CFLAGS[@]}" -pthread examples/c/gateway.c $(pkg-config --cflags --libs herd) -o "$work/gateway"
+# shellcheck disable=SC2046
 cc "${CFLAGS[@]}" -pthread tests/c/herd_test.c $(pkg-config --cflags --libs herd) -o "$work/herd_test"
 # shellcheck disable=SC2046
 cc -std=c11 -O2 -Wall -Wextra -Werror -pthread bench/c_acquire.c $(pkg-config --cflags --libs herd) -o "$work/c_acquire"
@@ -43,6 +50,27 @@ section "C: examples"
 grep -q "session alice -> worker" "$work/acquire.out"
 "$work/acquire_static" "$HERD_DEMO_WORKER" >/dev/null
 ! ldd "$work/acquire_static" | grep -q libherd
+
+# The gateway: same session -> same worker, 400 without an ID, and SIGTERM
+# stops it with every worker gone.
+"$work/gateway" "$HERD_DEMO_WORKER" 127.0.0.1:0 >"$work/gateway.out" &
+gateway_pid=$!
+for _ in $(seq 600); do
+    grep -q "listening on" "$work/gateway.out" && break
+    kill -0 "$gateway_pid" || break
+    sleep 0.05
+done
+address="$(sed -n 's|.*listening on http://||p' "$work/gateway.out")"
+[ -n "$address" ] || { cat "$work/gateway.out"; exit 1; }
+pid_of() { curl -fsS -H "X-Session-ID: $1" "http://$address/" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p'; }
+alice="$(pid_of alice)" bob="$(pid_of bob)" alice_again="$(pid_of alice)"
+echo "gateway $address: alice -> pid $alice, bob -> pid $bob, alice again -> pid $alice_again"
+[ -n "$alice" ] && [ -n "$bob" ] && [ "$alice" = "$alice_again" ] && [ "$alice" != "$bob" ]
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$address/")" = 400 ]
+kill -TERM "$gateway_pid"
+wait "$gateway_pid"
+gateway_pid=""
+! kill -0 "$alice" 2>/dev/null && ! kill -0 "$bob" 2>/dev/null
 
 section "C: tests"
 "$work/herd_test"

@@ -827,6 +827,91 @@ static void sandbox_settings_reach_the_worker(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* proxy_gateway: herd_proxy_start serves each session's requests from that
+ * session's worker (the same one herd_acquire gives), answers 400 without
+ * a session ID, serves the admin routes, refuses a taken address and bad
+ * options with their statuses, and after herd_proxy_stop every call but
+ * herd_proxy_free returns HERD_STATUS_PROXY_STOPPED and the port is closed. */
+
+static uint16_t port_of(const char *address) {
+    const char *colon = strrchr(address, ':');
+    return colon ? (uint16_t)atoi(colon + 1) : 0;
+}
+
+static void proxy_gateway(void) {
+    herd_config_t *config = demo_config(1, 3);
+    herd_pool_t *pool = NULL;
+    CHECK_OK(herd_pool_new(config, &pool));
+    herd_config_free(config);
+
+    herd_proxy_config_t *gateway = NULL;
+    herd_proxy_t *proxy = NULL, *second = NULL;
+    CHECK_OK(herd_proxy_config_new(&gateway));
+    CHECK_FAILS(herd_proxy_config_set_listen(gateway, "localhost"), HERD_STATUS_INVALID_ARGUMENT, "localhost");
+    CHECK_FAILS(herd_proxy_config_set_listen(NULL, "127.0.0.1:0"), HERD_STATUS_INVALID_ARGUMENT, "config is NULL");
+    CHECK_OK(herd_proxy_config_set_listen(gateway, "127.0.0.1:0"));
+    CHECK_OK(herd_proxy_config_set_admin_listen(gateway, "127.0.0.1:0"));
+    CHECK_FAILS(herd_proxy_start(NULL, gateway, &proxy), HERD_STATUS_INVALID_ARGUMENT, "pool is NULL");
+    CHECK_FAILS(herd_proxy_start(pool, NULL, &proxy), HERD_STATUS_INVALID_ARGUMENT, "config is NULL");
+    CHECK_FAILS(herd_proxy_start(pool, gateway, NULL), HERD_STATUS_INVALID_ARGUMENT, "proxy_out is NULL");
+    CHECK_OK(herd_proxy_start(pool, gateway, &proxy));
+
+    const char *address = NULL, *admin = NULL;
+    CHECK_OK(herd_proxy_address(proxy, &address));
+    CHECK_OK(herd_proxy_admin_address(proxy, &admin));
+    CHECK(strncmp(address, "127.0.0.1:", 10) == 0 && port_of(address) != 0, "address %s", address);
+    CHECK(admin != NULL && port_of(admin) != 0 && port_of(admin) != port_of(address), "admin %s", admin);
+
+    /* The gateway and herd_acquire agree on each session's worker. */
+    uint32_t via_proxy = worker_reported_pid(port_of(address), "alice");
+    herd_lease_t *lease = NULL;
+    CHECK_OK(herd_acquire(pool, "alice", 30000, &lease));
+    CHECK(via_proxy != 0 && via_proxy == herd_lease_pid(lease), "proxy reached %u, alice is on %u", via_proxy,
+          herd_lease_pid(lease));
+    herd_release(lease);
+    uint32_t bob = worker_reported_pid(port_of(address), "bob");
+    CHECK(bob != 0 && bob != via_proxy, "bob %u has his own worker", bob);
+    CHECK(worker_reported_pid(port_of(address), "alice") == via_proxy, "alice again");
+    char body[2048];
+    int status = 0;
+    CHECK(http_request(port_of(address), "GET", "/", NULL, NULL, &status, body, sizeof body) == 0 && status == 400,
+          "no session ID: %d %s", status, body);
+    CHECK(http_request(port_of(admin), "GET", "/stats", NULL, NULL, &status, body, sizeof body) == 0 &&
+              status == 200 && strstr(body, "sessions") != NULL,
+          "admin /stats: %d %s", status, body);
+
+    /* An address in use (the admin listener's) is refused. (The gateway's
+     * own address is not: its sockets use SO_REUSEPORT, one per thread.) */
+    char taken[64];
+    snprintf(taken, sizeof taken, "%s", address);
+    CHECK_OK(herd_proxy_config_set_listen(gateway, admin));
+    CHECK_FAILS(herd_proxy_start(pool, gateway, &second), HERD_STATUS_IO, admin);
+    CHECK(second == NULL, "untouched");
+    CHECK_OK(herd_proxy_config_set_listen(gateway, "127.0.0.1:0"));
+    CHECK_OK(herd_proxy_config_add_session_header(gateway, "bad header"));
+    CHECK_FAILS(herd_proxy_start(pool, gateway, &second), HERD_STATUS_INVALID_CONFIG, "bad header");
+    herd_proxy_config_free(gateway);
+
+    CHECK_OK(herd_proxy_stop(proxy, 1000));
+    const char *after = NULL;
+    CHECK_FAILS(herd_proxy_address(proxy, &after), HERD_STATUS_PROXY_STOPPED, "herd_proxy_stop");
+    CHECK_FAILS(herd_proxy_admin_address(proxy, &after), HERD_STATUS_PROXY_STOPPED, "herd_proxy_stop");
+    CHECK_FAILS(herd_proxy_stop(proxy, 1000), HERD_STATUS_PROXY_STOPPED, "herd_proxy_stop");
+    CHECK(after == NULL, "untouched");
+    CHECK(http_request(port_of(taken), "GET", "/", "alice", NULL, &status, body, sizeof body) != 0,
+          "the stopped gateway still answers: %d", status);
+    CHECK_FAILS(herd_proxy_address(NULL, &after), HERD_STATUS_INVALID_ARGUMENT, "proxy is NULL");
+    herd_proxy_free(proxy);
+    herd_proxy_free(NULL);
+
+    /* The pool outlives its gateway. */
+    CHECK_OK(herd_acquire(pool, "alice", 30000, &lease));
+    CHECK(herd_lease_pid(lease) == via_proxy, "alice keeps her worker");
+    herd_release(lease);
+    herd_pool_free(pool);
+}
+
+/* ------------------------------------------------------------------------ */
 
 struct test {
     const char *name;
@@ -845,6 +930,7 @@ static const struct test tests[] = {
     {"stats_match", stats_match},
     {"fork_child_gets_forked", fork_child_gets_forked},
     {"sandbox_settings_reach_the_worker", sandbox_settings_reach_the_worker},
+    {"proxy_gateway", proxy_gateway},
 };
 
 int main(int argc, char **argv) {
