@@ -110,6 +110,8 @@ pub enum EventKind {
     /// A session was bound to a worker.
     SessionBound { session: Arc<str>, worker: WorkerId, pid: Option<u32> },
     /// The last open lease of a session was released (the binding stays).
+    /// Only emitted when asked for ([`crate::PoolBuilder::lease_events`]):
+    /// it happens on every request of a busy gateway.
     LeaseReleased { session: Arc<str>, worker: WorkerId },
     /// A session ended; its binding is gone.
     SessionEnded(SessionEnd),
@@ -145,7 +147,11 @@ pub(crate) struct EventSink {
 
 impl EventSink {
     /// Starts the dispatcher thread for `callbacks`.
-    pub(crate) fn start(pool_name: &str, callbacks: Vec<EventCallback>) -> std::io::Result<EventSink> {
+    pub(crate) fn start(
+        pool_name: &str,
+        callbacks: Vec<EventCallback>,
+        lease_events: bool,
+    ) -> std::io::Result<EventSink> {
         let (tx, rx) = mpsc::channel::<Event>();
         let (broadcast, _) = broadcast::channel(4096);
         let forward = broadcast.clone();
@@ -165,13 +171,12 @@ impl EventSink {
             tx,
             broadcast,
             listening: AtomicBool::new(listening),
-            release_events: AtomicBool::new(listening),
+            release_events: AtomicBool::new(lease_events),
         })
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.listening.store(true, Ordering::Relaxed);
-        self.release_events.store(true, Ordering::Relaxed);
         self.broadcast.subscribe()
     }
 

@@ -44,6 +44,27 @@ pub struct Stats {
     pub closed: bool,
 }
 
+impl Stats {
+    /// What a forked child sees of its parent's pool: nothing, closed.
+    pub(crate) fn forked(config: &crate::PoolConfig) -> Stats {
+        Stats {
+            workers: WorkerCounts::default(),
+            sessions: 0,
+            waiting_acquires: 0,
+            queued_sessions: 0,
+            open_leases: 0,
+            min: config.min,
+            max: config.max,
+            min_idle: config.min_idle,
+            max_queue: config.max_queue,
+            counters: Counters::default(),
+            worker_rows: Vec::new(),
+            host: HostStats::default(),
+            closed: true,
+        }
+    }
+}
+
 /// Workers by lifecycle state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WorkerCounts {

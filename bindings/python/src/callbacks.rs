@@ -228,7 +228,8 @@ pub(crate) fn attach(
         });
     }
     if let Some(callback) = on_event {
-        builder = builder.on_event(move |event| {
+        // Whoever asks for every event gets lease releases too.
+        builder = builder.lease_events(true).on_event(move |event| {
             run(&callback, "on_event", |py| match Event::new(py, event)? {
                 Some(e) => Py::new(py, e).map(Some),
                 None => Ok(None),

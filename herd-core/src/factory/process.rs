@@ -418,7 +418,6 @@ async fn start_once(
         argv,
         env,
         cwd: spec.cwd.as_ref().map(|d| cstring(d.as_os_str())).transpose().map_err(Failure::Other)?,
-        namespaces: false,
         cgroup_procs: Vec::new(),
     };
 
@@ -439,13 +438,14 @@ async fn start_once(
             Failure::Other(Error::new(ErrorKind::Sandbox, "cannot open the worker's cgroup").with_source(e))
         })?;
     }
-    plan.namespaces = prepared.namespaces;
+    let plan = Arc::new(plan);
+    let mut namespaces = prepared.namespaces;
     let spawned = loop {
-        match spawner::spawn_with(&plan).await {
+        match spawner::spawn_with(&plan, namespaces).await {
             Ok(spawned) => break spawned,
-            Err(e) if plan.namespaces && namespace_refusal(&e) => {
+            Err(e) if namespaces && namespace_refusal(&e) => {
                 spec.sandbox().namespaces_refused(&e).map_err(Failure::Other)?;
-                plan.namespaces = false;
+                namespaces = false;
             }
             Err(e) => {
                 cgroup.destroy().await;
@@ -462,7 +462,7 @@ async fn start_once(
     let (mut handle, stdout, stderr) = ProcessHandle::new(spawned)
         .map_err(|e| Failure::Other(Error::io("cannot watch worker process", e)))?;
     let tail = Arc::new(Mutex::new(OutputTail::default()));
-    tokio::spawn(forward_output(worker_id.clone(), stdout, stderr, tail.clone()));
+    let mut output = tokio::spawn(forward_output(worker_id.clone(), stdout, stderr, tail.clone()));
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port.port()));
     let deadline = started_at + spec.start_timeout;
@@ -499,6 +499,10 @@ async fn start_once(
     };
     handle.stop(Duration::ZERO).await;
     cgroup.destroy().await;
+    // The tree is gone, so its pipes reach EOF: let the reader log the last
+    // lines before quoting them (bounded: a grandchild that escaped the
+    // tree could hold a pipe open).
+    let _ = tokio::time::timeout(Duration::from_millis(500), &mut output).await;
     let output = tail.lock().summary();
     Err(fail(match output {
         Some(output) => format!("{error}; last output: {output}"),

@@ -83,6 +83,11 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if crate::runtime::check_fork(self.shared.fork_generation).is_err() {
+            // A forked child's copy of the parent's lease: the pool lock may
+            // have been held by a thread that does not exist here.
+            return;
+        }
         let binding = &self.binding;
         binding.touch(self.shared.now_nanos());
         if binding.leases.fetch_sub(1, Ordering::SeqCst) == 1 {

@@ -71,6 +71,7 @@ pub struct PoolBuilder {
     factory: Arc<dyn WorkerFactory>,
     config: PoolConfig,
     callbacks: Vec<EventCallback>,
+    lease_events: bool,
 }
 
 impl PoolBuilder {
@@ -83,6 +84,14 @@ impl PoolBuilder {
     /// Calls `callback` for every [`Event`], on the pool's event thread.
     pub fn on_event(mut self, callback: impl Fn(&Event) + Send + Sync + 'static) -> Self {
         self.callbacks.push(Arc::new(callback));
+        self
+    }
+
+    /// Also emit [`EventKind::LeaseReleased`] each time a session's last
+    /// open lease is released (off by default: on a busy gateway that is
+    /// every request, and each event is a hand-off to the event thread).
+    pub fn lease_events(mut self, enabled: bool) -> Self {
+        self.lease_events = enabled;
         self
     }
 
@@ -107,7 +116,7 @@ impl PoolBuilder {
         let name = format!("{}-{}", std::process::id(), POOL_SEQUENCE.fetch_add(1, Ordering::Relaxed));
         self.factory.pool_starting(&name)?;
         let rt = runtime::build(self.config.effective_runtime_threads(), &name)?;
-        let events = EventSink::start(&name, self.callbacks)
+        let events = EventSink::start(&name, self.callbacks, self.lease_events)
             .map_err(|e| Error::io("cannot start the pool's event thread", e))?;
         let shared = Arc::new_cyclic(|me| Shared {
             me: me.clone(),
@@ -142,7 +151,12 @@ impl Pool {
 
     /// A builder, for adding callbacks.
     pub fn builder(factory: impl WorkerFactory) -> PoolBuilder {
-        PoolBuilder { factory: Arc::new(factory), config: PoolConfig::default(), callbacks: Vec::new() }
+        PoolBuilder {
+            factory: Arc::new(factory),
+            config: PoolConfig::default(),
+            callbacks: Vec::new(),
+            lease_events: false,
+        }
     }
 
     fn shared(&self) -> &Arc<Shared> {
@@ -254,9 +268,13 @@ impl Pool {
     }
 
     /// A snapshot of the pool. Never waits for I/O: process and host figures
-    /// come from the last background sample.
+    /// come from the last background sample. In a process forked from the
+    /// one that made the pool, the snapshot is empty and `closed`.
     pub fn stats(&self) -> Stats {
         let shared = self.shared();
+        if runtime::check_fork(shared.fork_generation).is_err() {
+            return Stats::forked(&shared.config);
+        }
         let st = shared.state.lock();
         let mut counts = WorkerCounts::default();
         let mut rows = Vec::with_capacity(st.workers.len());

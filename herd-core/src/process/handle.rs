@@ -68,10 +68,29 @@ pub(crate) struct ProcessHandle {
 impl ProcessHandle {
     pub(crate) fn new(spawned: Spawned) -> io::Result<(Self, OwnedFd, OwnedFd)> {
         let Spawned { shim_pid, pidfd, report, stdout, stderr } = spawned;
+        // If the runtime cannot watch the shim, nobody will: kill its tree
+        // and reap it in the background rather than leak it.
+        let give_up = |pidfd: OwnedFd, error: io::Error| {
+            send_signal(pidfd.as_raw_fd(), kill_tree_signal());
+            reap_in_background(pidfd);
+            error
+        };
+        let report = match super::watch_readable(report) {
+            Ok(report) => report,
+            Err(e) => return Err(give_up(pidfd, e)),
+        };
+        // SAFETY: an OwnedFd is valid and owned by the AsyncFd from here on.
+        let pidfd = match unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) } {
+            Ok(pidfd) => pidfd,
+            Err(e) => {
+                let (pidfd, error) = e.into_parts();
+                return Err(give_up(pidfd, error));
+            }
+        };
         let handle = ProcessHandle {
             shim_pid,
-            pidfd: super::watch_readable(pidfd)?,
-            report: Some(super::watch_readable(report)?),
+            pidfd,
+            report: Some(report),
             worker_pid: None,
             last_status: None,
             exited: None,
@@ -157,16 +176,7 @@ impl ProcessHandle {
         if self.exited.is_some() {
             return;
         }
-        // SAFETY: pidfd_send_signal on an fd we own; errors (ESRCH) ignored.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            );
-        }
+        send_signal(self.pidfd.as_raw_fd(), signal);
     }
 
     /// Stops the whole tree: SIGTERM to the worker's group, up to `grace`
@@ -207,6 +217,14 @@ impl Drop for ProcessHandle {
         if let Ok(fd) = self.pidfd.get_ref().try_clone() {
             reap_in_background(fd);
         }
+    }
+}
+
+/// `pidfd_send_signal`; errors (ESRCH: already gone) are ignored.
+pub(crate) fn send_signal(pidfd: RawFd, signal: i32) {
+    // SAFETY: pidfd_send_signal on an fd the caller owns.
+    unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd, signal, std::ptr::null::<libc::siginfo_t>(), 0);
     }
 }
 

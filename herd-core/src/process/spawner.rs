@@ -16,9 +16,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -34,8 +32,6 @@ pub(crate) struct SpawnPlan {
     /// `KEY=value` entries; herd adds `HERD_WORKER_PID`.
     pub env: Vec<CString>,
     pub cwd: Option<CString>,
-    /// New PID, mount and IPC namespaces (the caller decides if permitted).
-    pub namespaces: bool,
     /// Open `cgroup.procs` files the shim writes itself into.
     pub cgroup_procs: Vec<OwnedFd>,
 }
@@ -49,12 +45,13 @@ pub(crate) struct Spawned {
     pub stderr: OwnedFd,
 }
 
-type Job = (PlanRef, Arc<AtomicU8>, oneshot::Sender<io::Result<Spawned>>);
-
-/// A job's state, shared by the spawner and the waiting future.
-const QUEUED: u8 = 0;
-const TAKEN: u8 = 1;
-const CANCELLED: u8 = 2;
+/// One spawn request: the plan (shared, so the caller may go away at any
+/// time), whether to ask for namespaces, and where to reply.
+struct Job {
+    plan: Arc<SpawnPlan>,
+    namespaces: bool,
+    reply: oneshot::Sender<io::Result<Spawned>>,
+}
 
 struct Spawner {
     pid: u32,
@@ -69,72 +66,44 @@ pub(crate) fn kill_tree_signal() -> i32 {
     libc::SIGRTMIN() + 3
 }
 
-/// Starts a shim (and through it the worker) from the spawner thread.
-/// The plan is borrowed so a caller can retry it (without namespaces).
+/// Starts a shim (and through it the worker) from the spawner thread, with
+/// or without new namespaces (a caller retries without them if refused).
 ///
 /// # Race window
-/// The caller may drop this future at any point (its pool shut down),
-/// which ends the borrow of `plan`. [`PendingReply`] makes that safe: a job
-/// the spawner has not taken yet is cancelled (the spawner skips it); a job
-/// it has taken is waited for — the spawner is reading `plan` — and the
-/// shim it started, which nobody will watch, is killed and reaped.
-pub(crate) async fn spawn_with(plan: &SpawnPlan) -> io::Result<Spawned> {
-    let (tx, rx) = oneshot::channel();
-    let state = Arc::new(AtomicU8::new(QUEUED));
-    // SAFETY of the lifetime: the job holds a pointer to `plan`; the borrow
-    // does not end (this future does not return, and `PendingReply` does not
-    // drop) while the spawner may read it, see above.
-    submit((PlanRef(plan as *const SpawnPlan), state.clone(), tx))?;
-    let mut pending = PendingReply { rx, state };
-    match (&mut pending.rx).await {
+/// The caller may drop this future at any point (its pool shut down). The
+/// plan is shared, so the spawner never reads freed memory; a shim started
+/// for a caller that is gone must still be killed and reaped. The oneshot
+/// channel decides who does it: if the reply was sent before the receiver
+/// closed, [`PendingReply`]'s drop finds it and abandons the shim; if not,
+/// the spawner's send fails and the spawner abandons it. A request whose
+/// caller left before the spawner took it is skipped without forking.
+pub(crate) async fn spawn_with(plan: &Arc<SpawnPlan>, namespaces: bool) -> io::Result<Spawned> {
+    let (reply, rx) = oneshot::channel();
+    submit(Job { plan: plan.clone(), namespaces, reply })?;
+    let mut pending = PendingReply(rx);
+    match (&mut pending.0).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::other("the herd spawner thread stopped")),
     }
 }
 
 /// The waiting end of a spawn request; see [`spawn_with`].
-struct PendingReply {
-    rx: oneshot::Receiver<io::Result<Spawned>>,
-    state: Arc<AtomicU8>,
-}
+struct PendingReply(oneshot::Receiver<io::Result<Spawned>>);
 
 impl Drop for PendingReply {
     fn drop(&mut self) {
-        if self.state.compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            return;
-        }
-        // Taken: the spawner is using the plan for about a millisecond.
-        loop {
-            match self.rx.try_recv() {
-                Ok(Ok(spawned)) => return abandon(spawned),
-                Ok(Err(_)) | Err(oneshot::error::TryRecvError::Closed) => return,
-                Err(oneshot::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_micros(50)),
-            }
+        self.0.close();
+        if let Ok(Ok(orphan)) = self.0.try_recv() {
+            abandon(orphan);
         }
     }
 }
 
 /// Kills and reaps a shim nobody will watch.
 fn abandon(orphan: Spawned) {
-    // SAFETY: pidfd_send_signal on an fd we own; errors (ESRCH) ignored.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            orphan.pidfd.as_raw_fd(),
-            kill_tree_signal(),
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        );
-    }
+    super::handle::send_signal(orphan.pidfd.as_raw_fd(), kill_tree_signal());
     super::handle::reap_in_background(orphan.pidfd);
 }
-
-/// A borrowed plan sent to the spawner thread (see `spawn_with`).
-struct PlanRef(*const SpawnPlan);
-
-// SAFETY: the plan is only read, by one thread at a time, while the
-// borrowing future waits for the reply.
-unsafe impl Send for PlanRef {}
 
 fn submit(job: Job) -> io::Result<()> {
     let mut guard = SPAWNER.lock();
@@ -165,13 +134,12 @@ fn spawner_main(jobs: mpsc::Receiver<Job>) {
         unsafe { libc::fcntl(parent_pidfd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     let kill_tree = kill_tree_signal();
-    while let Ok((plan, state, reply)) = jobs.recv() {
-        if state.compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            continue; // cancelled while queued: the plan may be gone
+    while let Ok(Job { plan, namespaces, reply }) = jobs.recv() {
+        if reply.is_closed() {
+            continue; // the caller left before its turn: no fork needed
         }
-        // SAFETY: see `spawn_with`: the plan outlives this job.
-        let result = spawn_now(unsafe { &*plan.0 }, parent_pid, parent_pidfd, kill_tree);
-        let _ = plan; // the borrow ends before the reply releases the caller
+        let result = spawn_now(&plan, namespaces, parent_pid, parent_pidfd, kill_tree);
+        drop(plan);
         if let Err(Ok(orphan)) = reply.send(result) {
             // The caller gave up while this shim was being started.
             abandon(orphan);
@@ -207,6 +175,7 @@ const WORKER_STACK: usize = 64 * 1024;
 
 fn spawn_now(
     plan: &SpawnPlan,
+    namespaces: bool,
     parent_pid: libc::pid_t,
     parent_pidfd: RawFd,
     kill_tree_signal: i32,
@@ -237,7 +206,7 @@ fn spawn_now(
         pid_slot: unsafe { pid_entry.as_mut_ptr().add(slot_offset) },
         pid_slot_len: pid_entry.len() - slot_offset,
         cwd: plan.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-        namespaces: plan.namespaces,
+        namespaces,
         cgroup_fds: cgroup_fds.as_ptr(),
         cgroup_fd_count: cgroup_fds.len(),
         parent_pid,
@@ -252,7 +221,7 @@ fn spawn_now(
     };
 
     let mut flags = (libc::SIGCHLD | libc::CLONE_PIDFD) as libc::c_ulong;
-    if plan.namespaces {
+    if namespaces {
         flags |= (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC) as libc::c_ulong;
     }
     let mut pidfd: libc::c_int = -1;

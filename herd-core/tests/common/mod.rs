@@ -51,6 +51,7 @@ pub fn pool_with_events(factory: ProcessFactory, config: PoolConfig) -> (Pool, m
     let tx = std::sync::Mutex::new(tx);
     let pool = Pool::builder(factory)
         .config(config)
+        .lease_events(true)
         .on_event(move |e| {
             let _ = tx.lock().unwrap().send(e.clone());
         })
