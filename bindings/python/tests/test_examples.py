@@ -40,14 +40,14 @@ def test_asyncio_example():
 
 
 def test_gateway_example_self_test():
-    out = run("ollama_gateway.py", "--self-test")
+    out = run("../ollama/gateway.py", "--self-test")
     assert "self-test passed" in out
 
 
 def test_gateway_example_serves_until_ctrl_c():
     port = free_port()
     gateway = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "ollama_gateway.py"), "--demo", "--listen", f"127.0.0.1:{port}"],
+        [sys.executable, str(EXAMPLES.parent / "ollama" / "gateway.py"), "--demo", "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE,
         text=True,
     )

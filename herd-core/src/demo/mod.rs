@@ -38,7 +38,8 @@ pub const WORKER_ARG: &str = "demo-worker";
 /// If this process was started as an embedded demo worker
 /// (`<exe> demo-worker [flags]`), runs the worker and exits; otherwise
 /// returns. Call it first thing in `main` of any binary that uses
-/// [`embedded_factory`].
+/// [`embedded_factory`] — before starting an async runtime, since the
+/// worker starts its own (so not inside `#[tokio::main]`).
 pub fn run_if_requested() {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() == Some(WORKER_ARG) {

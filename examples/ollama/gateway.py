@@ -5,10 +5,10 @@ The reference system's Ollama example, in Python, on herd's gateway
 (`pool.serve`). Without `ollama` installed (or with --demo) it runs herd's
 demo worker instead, so the gateway can be tried anywhere.
 
-Run:   python examples/python/ollama_gateway.py [--listen 127.0.0.1:8080] [--demo]
+Run:   python examples/ollama/gateway.py [--listen 127.0.0.1:8080] [--demo]
 Use:   curl -X POST http://127.0.0.1:8080/api/chat -H "X-Agent-ID: agent-42" \\
             -d '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}]}'
-Check: python examples/python/ollama_gateway.py --self-test
+Check: python examples/ollama/gateway.py --self-test
        (serves on a free port, checks affinity through the gateway, exits)
 """
 
