@@ -4,6 +4,9 @@ HERD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export HERD_ROOT
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HERD_ROOT/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The scripts build each artifact once; incremental state would only cost
+# disk (gigabytes) and time. Set CARGO_INCREMENTAL=1 to keep it.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Installs Debian packages that are missing (apt-get update first, once).
 apt_install() {

@@ -17,11 +17,12 @@ trap cleanup EXIT
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -pedantic -g)
 
 section "C: build libherd and the demo worker"
-cargo build -p herd-ffi -p herd-core --lib --bin herd-demo-worker
+# (--workspace: the same build as 10-rust's, so nothing is rebuilt.)
+cargo build --workspace --all-targets
 export HERD_DEMO_WORKER="$CARGO_TARGET_DIR/debug/herd-demo-worker"
 
 section "C: include/herd.h is what cbindgen generates now"
-cargo test -p herd-ffi --test header
+cargo test --workspace --test header
 
 section "C: the header compiles as C11 and as C++17, warnings as errors"
 gcc "${CFLAGS[@]}" -Iinclude -c tests/c/header_check.c -o "$work/header_c.o"

@@ -9,10 +9,10 @@ apt_install redis-server python3 chromium
 # use ports of their own, so it does not matter.)
 
 section "redis and REPL workers (Rust, through the acquire API)"
-cargo test -p herd-workload-tests
+cargo test --workspace --test redis --test repl
 
 section "browsers (Python and Node Playwright clients through the gateway)"
-cargo build -p herd-cli -p herd-examples --bin herd --bin playwright_gateway
+cargo build --workspace --all-targets
 (cd examples/playwright && npm ci --no-audit --no-fund --loglevel=error)
 python3 -m pip install --quiet --disable-pip-version-check playwright==1.65.1 pytest
 python3 -m pytest -q tests/workloads/browser
