@@ -30,6 +30,23 @@ export interface HerdError extends Error {
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The `herd` command line, running (from `runCommand`). */
+export declare class HerdCommand {
+  /**
+   * Asks the command to stop, as SIGTERM stops the `herd` binary:
+   * `herd serve` stops accepting, lets requests in flight finish (up to
+   * `--shutdown-grace`), then stops every worker. A second call skips the
+   * wait for requests. `why` is logged (`'SIGTERM'` logs `SIGTERM:
+   * stopping`). Does nothing once the command has ended.
+   */
+  stop(why?: string | undefined | null): void
+  /**
+   * Resolves with the command's exit code when it ends: 0 after a stop,
+   * 2 for bad flags or config, 1 when it cannot serve.
+   */
+  wait(): Promise<number>
+}
+
 /**
  * One open use of a session's worker (from `pool.acquire`).
  *
@@ -121,10 +138,27 @@ export declare class Pool {
    * snapshot (with `closed: true`).
    */
   stats(): Stats
+  /**
+   * Starts herd's HTTP and WebSocket gateway in front of this pool (the
+   * same gateway as `herd serve`) and resolves with its `Proxy` once it
+   * listens. Each request goes to the worker of its session ID, found in
+   * a header (default `X-Session-ID`), a cookie, a query parameter or a
+   * path prefix.
+   *
+   * ```js
+   * const proxy = await pool.serve({ listen: '127.0.0.1:0' })
+   * await fetch(proxy.url, { headers: { 'X-Session-ID': 'alice' } })
+   * ```
+   *
+   * Rejects with `HERD_INVALID_CONFIG` (naming the option), `HERD_IO`
+   * (an address cannot be bound) or `HERD_POOL_CLOSED`.
+   */
+  serve(options?: ServeOptions): Promise<Proxy>
   /** Whether `close()` was called. */
   get closed(): boolean
   /**
-   * Closes the pool: new and waiting acquires fail with
+   * Closes the pool: proxies still serving it close first (as
+   * `proxy.close()`), new and waiting acquires fail with
    * `HERD_POOL_CLOSED`, every session ends (`shutdown`), every worker gets
    * SIGTERM, up to `graceMs` to exit, then SIGKILL to its whole process
    * tree. Resolves when no worker process is left. Calling it again
@@ -134,6 +168,59 @@ export declare class Pool {
   /**
    * `await using pool = await Pool.create(...)` closes the pool at the end
    * of the block.
+   */
+  [globalThis.Symbol.asyncDispose](): Promise<void>
+}
+
+/**
+ * herd's HTTP and WebSocket gateway in front of a pool (from
+ * `pool.serve()`): each request goes to its session's worker.
+ *
+ * ```js
+ * const proxy = await pool.serve({ listen: '127.0.0.1:8080', sessionHeader: 'X-Session-ID' })
+ * // curl -H 'X-Session-ID: alice' http://127.0.0.1:8080/
+ * await proxy.close() // then: await pool.close()
+ * ```
+ *
+ * Every request holds a lease on its session until its response has been
+ * sent; a WebSocket holds one for its whole life, and gets a close frame
+ * whose reason says why when herd ends its session. Requests without a
+ * session ID get `400`, requests that find no worker in time `503` with
+ * `Retry-After`, requests whose worker does not answer `502`.
+ *
+ * It keeps Node alive until `close()`, like a listening `http.Server`.
+ */
+export declare class Proxy {
+  /**
+   * The address clients connect to, `'127.0.0.1:8080'` (with the port
+   * picked when `listen` asked for port 0).
+   */
+  get address(): string
+  /**
+   * `'http://127.0.0.1:8080'`; WebSocket clients use `ws://` and the
+   * same address.
+   */
+  get url(): string
+  /** The address of the admin routes, if `adminListen` was given. */
+  get adminAddress(): string | null
+  /**
+   * `'http://127.0.0.1:9090'` for the admin routes (`/stats`, `/metrics`,
+   * `DELETE /sessions/{id}`), if `adminListen` was given.
+   */
+  get adminUrl(): string | null
+  /** Whether `close()` (or the pool's `close()`) was called. */
+  get closed(): boolean
+  /**
+   * Stops the gateway: it stops accepting connections, requests in
+   * flight get up to `graceMs` to finish, open WebSockets get a close
+   * frame; then the rest is dropped. Resolves once it is stopped; Node is
+   * no longer kept alive by it. The pool keeps running. Calling it again
+   * resolves when the proxy is closed.
+   */
+  close(options?: ProxyCloseOptions): Promise<void>
+  /**
+   * `await using proxy = await pool.serve(...)` closes the proxy at the
+   * end of the block.
    */
   [globalThis.Symbol.asyncDispose](): Promise<void>
 }
@@ -391,6 +478,111 @@ export interface PoolOptions {
    * like one thrown from a timer callback.
    */
   onSessionEnd?: (end: SessionEnd) => void
+}
+
+/** Options of `proxy.close(options)`. */
+export interface ProxyCloseOptions {
+  /**
+   * How long requests in flight get to finish before their connections
+   * are dropped. Default 10000.
+   */
+  graceMs?: number
+}
+
+/**
+ * Runs the `herd` command line with `args` (argv without the program
+ * name: `['serve', '--demo']`), as `npx herd ...` does, on a thread of its
+ * own; `herd serve --demo` starts its workers as
+ * `node <package>/bin/herd.js demo-worker`.
+ *
+ * Node stays alive until the command ends. herd handles no signal here:
+ * call `stop()` from your own `process.on('SIGTERM')` handler.
+ */
+export declare function runCommand(args: Array<string>): HerdCommand
+
+/**
+ * Options of `pool.serve(options)`. All optional; durations are in
+ * milliseconds.
+ *
+ * The session ID is looked for in the session options given
+ * (`sessionHeader`, `sessionCookie`, `sessionQuery`, `sessionPathPrefix`;
+ * each takes one name or a list), in the order they are written in the
+ * object; the first one a request carries is used. With none of them,
+ * the `X-Session-ID` header.
+ */
+export interface ServeOptions {
+  /**
+   * Where clients connect: an IP address and a port. Default
+   * `'127.0.0.1:8080'`; port 0 picks a free port (`proxy.address` tells
+   * which).
+   */
+  listen?: string
+  /**
+   * Take the session ID from this request header (forwarded to the
+   * worker unchanged).
+   */
+  sessionHeader?: string | string[]
+  /** Take the session ID from this cookie. */
+  sessionCookie?: string | string[]
+  /** Take the session ID from this query parameter. */
+  sessionQuery?: string | string[]
+  /**
+   * Take the session ID from the path: with `'/s/'`, a request for
+   * `/s/{id}/rest` is session `{id}` and reaches the worker as `/rest`.
+   */
+  sessionPathPrefix?: string | string[]
+  /**
+   * How long a request for a new session waits for a worker before the
+   * client gets `503` with `Retry-After`. Default: the pool's
+   * `acquireTimeoutMs`.
+   */
+  acquireTimeoutMs?: number
+  /**
+   * Where the admin routes listen (`GET /stats`, `GET /metrics`,
+   * `DELETE /sessions/{id}`), as `'127.0.0.1:9090'`. Default: none.
+   */
+  adminListen?: string
+  /** I/O threads serving clients. Default 0: one per core, at most 4. */
+  threads?: number
+  /**
+   * The largest request head accepted, in bytes; larger ones get `431`.
+   * Default 65536; at least 8192.
+   */
+  maxHeaderBytes?: number
+  /**
+   * How long a client may take to send a request head, and stay idle
+   * between requests. Default 30000.
+   */
+  headerReadTimeoutMs?: number
+  /**
+   * The `Retry-After` sent with `503`, rounded up to whole seconds.
+   * Default 1000.
+   */
+  retryAfterMs?: number
+  /**
+   * How long connecting to a worker may take before the client gets
+   * `502`. Default 5000.
+   */
+  upstreamConnectTimeoutMs?: number
+  /**
+   * Idle connections to a worker are not reused after this long.
+   * Default 2000.
+   */
+  upstreamIdleTimeoutMs?: number
+  /** Most idle connections kept per worker. Default 128. */
+  upstreamMaxIdle?: number
+  /**
+   * Forward the client's `Host` header (`true`), or set it to the
+   * worker's address (`false`, the default). The client's `Host` is
+   * always sent as `X-Forwarded-Host`.
+   */
+  preserveHost?: boolean
+  /**
+   * When herd closes an open WebSocket (its session ended, the proxy is
+   * closing), how long the client gets to answer the close frame.
+   * Default 2000.
+   */
+  websocketCloseTimeoutMs?: number
 }
 
 /** A session that ended, and why (the argument of `onSessionEnd`). */

@@ -835,9 +835,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.HerdCommand = nativeBinding.HerdCommand
 module.exports.Lease = nativeBinding.Lease
 module.exports.Pool = nativeBinding.Pool
+module.exports.Proxy = nativeBinding.Proxy
 module.exports.demoWorkerCommand = nativeBinding.demoWorkerCommand
 module.exports.demoWorkerMain = nativeBinding.demoWorkerMain
 module.exports.ErrorCode = nativeBinding.ErrorCode
+module.exports.runCommand = nativeBinding.runCommand
 module.exports.VERSION = nativeBinding.VERSION

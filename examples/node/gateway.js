@@ -1,8 +1,8 @@
 // Gateway: a multi-tenant browser gateway in the shape of the Go reference's
 // Playwright example. Each X-Session-ID gets its own `playwright run-server`
-// process; HTTP requests and WebSocket connections (Playwright's protocol)
-// of a session always reach that process. Workers are never reused, so no
-// browser state leaks between tenants.
+// process, and herd's gateway sends every HTTP request and WebSocket
+// connection (Playwright's protocol) of a session to that process. Workers
+// are never reused, so no browser state leaks between tenants.
 //
 //   node examples/node/gateway.js                 # workers: npx playwright run-server
 //   node examples/node/gateway.js --demo          # workers: herd's demo worker
@@ -11,114 +11,25 @@
 // Clients connect with the header, e.g. Playwright:
 //   chromium.connect('ws://127.0.0.1:8080/', { headers: { 'X-Session-ID': 'my-session' } })
 //
-// Every request and every WebSocket connection is a lease, released when the
-// response has been sent or the connection closes; while a session has an
-// open lease it is never evicted for idleness.
+// Every request holds a lease on its session until its response has been
+// sent, and a WebSocket for its whole life, so a session in use is never
+// evicted for idleness; when herd ends a session (its 15 minutes of idle
+// TTL, a crash) its WebSockets get a close frame that says why.
 'use strict'
 
-const http = require('node:http')
-const net = require('node:net')
 const { parseArgs } = require('node:util')
 const { Pool, demoWorkerCommand } = require('herd')
-
-const SESSION_HEADER = 'x-session-id'
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']
-
-function workerCommand(demo) {
-  if (demo) return demoWorkerCommand()
-  return ['npx', 'playwright', 'run-server', '--port', '{{.Port}}', '--host', '127.0.0.1']
-}
-
-/** A lease for the request's session, or an HTTP error status and message. */
-async function leaseFor(pool, headers) {
-  const session = headers[SESSION_HEADER]
-  if (typeof session !== 'string' || session === '') {
-    return { status: 400, message: 'missing X-Session-ID header' }
-  }
-  try {
-    return { lease: await pool.acquire(session, { timeoutMs: 10_000 }) }
-  } catch (err) {
-    switch (err.code) {
-      case 'HERD_INVALID_SESSION_ID':
-        return { status: 400, message: err.message }
-      case 'HERD_ACQUIRE_TIMEOUT':
-      case 'HERD_POOL_EXHAUSTED':
-        return { status: 503, message: 'no worker is free for a new session; try again', retryAfter: '5' }
-      default:
-        return { status: 502, message: `cannot reach a worker: ${err.message}` }
-    }
-  }
-}
-
-function forwardedHeaders(req) {
-  const headers = { ...req.headers }
-  for (const name of HOP_BY_HOP) delete headers[name]
-  headers['x-forwarded-for'] = req.socket.remoteAddress ?? ''
-  headers['x-forwarded-host'] = req.headers.host ?? ''
-  headers['x-forwarded-proto'] = 'http'
-  return headers
-}
-
-async function proxyRequest(pool, req, res) {
-  const { lease, status, message, retryAfter } = await leaseFor(pool, req.headers)
-  if (!lease) {
-    res.writeHead(status, { 'content-type': 'text/plain', ...(retryAfter && { 'retry-after': retryAfter }) })
-    return res.end(message + '\n')
-  }
-  // The lease ends when the response has been sent (or the client left).
-  res.once('close', () => lease.release())
-  const [host, port] = lease.address.split(':')
-  const upstream = http.request({ host, port, method: req.method, path: req.url, headers: forwardedHeaders(req) })
-  upstream.once('response', (answer) => {
-    const headers = { ...answer.headers }
-    for (const name of HOP_BY_HOP) delete headers[name]
-    res.writeHead(answer.statusCode ?? 502, headers)
-    answer.pipe(res)
-  })
-  upstream.once('error', (err) => {
-    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' })
-    res.end(`worker unreachable: ${err.message}\n`)
-  })
-  req.pipe(upstream)
-}
-
-async function proxyUpgrade(pool, req, client, head) {
-  const { lease, status, message } = await leaseFor(pool, req.headers)
-  if (!lease) {
-    client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n${message}\n`)
-    return
-  }
-  // The lease stays open for as long as the WebSocket connection lives.
-  let released = false
-  const release = () => {
-    if (!released) (released = true), lease.release()
-  }
-  const [host, port] = lease.address.split(':')
-  const upstream = net.connect({ host, port: Number(port) }, () => {
-    const lines = [`${req.method} ${req.url} HTTP/1.1`]
-    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
-    upstream.write(lines.join('\r\n') + '\r\n\r\n')
-    if (head.length) upstream.write(head)
-    upstream.pipe(client)
-    client.pipe(upstream)
-  })
-  for (const socket of [client, upstream]) {
-    socket.once('close', () => {
-      release()
-      client.destroy()
-      upstream.destroy()
-    })
-    socket.once('error', () => socket.destroy())
-  }
-}
 
 async function main() {
   const { values } = parseArgs({
     options: { demo: { type: 'boolean', default: false }, listen: { type: 'string', default: '127.0.0.1:8080' } },
   })
-  const [listenHost, listenPort] = values.listen.split(':')
+
+  // 1. One isolated `playwright run-server` per session.
   const pool = new Pool({
-    command: workerCommand(values.demo),
+    command: values.demo
+      ? demoWorkerCommand()
+      : ['npx', 'playwright', 'run-server', '--port', '{{.Port}}', '--host', '127.0.0.1'],
     healthPath: '/',
     startTimeoutMs: 60_000,
     min: 1,
@@ -128,16 +39,17 @@ async function main() {
     onSessionEnd: (end) => console.log(`session ${end.sessionId} ended (${end.reason})`),
   })
 
-  const server = http.createServer((req, res) => proxyRequest(pool, req, res))
-  server.on('upgrade', (req, socket, head) => proxyUpgrade(pool, req, socket, head))
-  server.listen(Number(listenPort), listenHost, () => {
-    const { address, port } = server.address()
-    console.log(`gateway listening on http://${address}:${port}`)
-  })
+  // 2. herd's gateway pins each X-Session-ID to its worker, HTTP and
+  //    WebSocket alike; a new session that finds no browser within 10 s
+  //    gets 503 with Retry-After, a request without the header 400.
+  const proxy = await pool.serve({ listen: values.listen, sessionHeader: 'X-Session-ID', acquireTimeoutMs: 10_000 })
+  console.log(`gateway listening on ${proxy.url}`)
 
+  // 3. Ctrl-C or SIGTERM: requests in flight finish, WebSockets get a close
+  //    frame, every browser stops; then nothing keeps Node alive. (A second
+  //    signal ends Node at once; the browsers die with it.)
   const stop = async () => {
-    server.close()
-    server.closeAllConnections()
+    await proxy.close()
     await pool.close()
   }
   process.once('SIGINT', stop)

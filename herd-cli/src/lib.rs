@@ -15,16 +15,24 @@
 //! let exe = std::env::current_exe().unwrap().to_string_lossy().into_owned();
 //! std::process::exit(herd_cli::run(args, vec![exe]));
 //! ```
+//!
+//! A program that embeds the command in a runtime which owns the
+//! process's signals (Node, Python) runs it with [`run_until_stopped`]
+//! instead, and turns its own SIGINT/SIGTERM handling into
+//! [`Stopper::stop`] calls.
 
 mod cli;
 mod logging;
 mod serve;
 mod settings;
+mod stop;
 
 use clap::{CommandFactory, FromArgMatches};
 use herd_core::SessionSource;
 
 use crate::cli::{Cli, Command, ServeArgs};
+use crate::stop::StopSource;
+pub use crate::stop::{StopRequests, Stopper, stop_channel};
 
 /// Exit code for bad flags or a bad config file.
 pub const EXIT_BAD_CONFIG: i32 = 2;
@@ -39,7 +47,35 @@ pub const EXIT_BAD_CONFIG: i32 = 2;
 /// Returns the process exit code: 0 when done (including after SIGINT or
 /// SIGTERM), 2 for bad flags or config (the message names the field), 1
 /// when serving failed (an address in use, workers that cannot start).
+///
+/// `herd serve` installs handlers for SIGINT and SIGTERM; a program that
+/// handles those signals itself uses [`run_until_stopped`].
 pub fn run(args: Vec<String>, self_command: Vec<String>) -> i32 {
+    run_with(args, self_command, StopSource::Signals)
+}
+
+/// [`run`] for a program that embeds the `herd` command and owns the
+/// process's signals (the Node and Python packages): herd installs no
+/// signal handler, and `herd serve` stops when the host calls
+/// [`Stopper::stop`] on the other end of `stops` (first call: graceful,
+/// second: at once), or when every [`Stopper`] is dropped.
+///
+/// It blocks the calling thread until the command ends; run it on a
+/// thread of its own and keep the [`Stopper`].
+///
+/// ```no_run
+/// let (stopper, stops) = herd_cli::stop_channel();
+/// let args = vec!["serve".to_string(), "--demo".to_string()];
+/// let command = std::thread::spawn(move || herd_cli::run_until_stopped(args, vec!["herd".into()], stops));
+/// // ... when the host's SIGTERM handler runs:
+/// stopper.stop("SIGTERM");
+/// assert_eq!(command.join().unwrap(), 0);
+/// ```
+pub fn run_until_stopped(args: Vec<String>, self_command: Vec<String>, stops: StopRequests) -> i32 {
+    run_with(args, self_command, StopSource::Host(stops))
+}
+
+fn run_with(args: Vec<String>, self_command: Vec<String>, stops: StopSource) -> i32 {
     let argv = std::iter::once("herd".to_string()).chain(args);
     let matches = match Cli::command().try_get_matches_from(argv) {
         Ok(m) => m,
@@ -61,12 +97,12 @@ pub fn run(args: Vec<String>, self_command: Vec<String>) -> i32 {
             if let Some((_, sub)) = matches.subcommand() {
                 serve.session_order = session_order(sub);
             }
-            serve_command(*serve, &self_command)
+            serve_command(*serve, &self_command, stops)
         }
     }
 }
 
-fn serve_command(args: ServeArgs, self_command: &[String]) -> i32 {
+fn serve_command(args: ServeArgs, self_command: &[String], stops: StopSource) -> i32 {
     let file = match &args.config {
         Some(path) => match settings::read_file(path) {
             Ok(file) => file,
@@ -75,7 +111,7 @@ fn serve_command(args: ServeArgs, self_command: &[String]) -> i32 {
         None => Default::default(),
     };
     match settings::resolve(args, file, self_command) {
-        Ok(settings) => serve::run(settings),
+        Ok(settings) => serve::run(settings, stops),
         Err(bad) => bad_config(&bad.0),
     }
 }

@@ -1,20 +1,22 @@
 //! `herd serve`: the pool, the gateway in front of it, and a graceful
-//! stop on SIGINT or SIGTERM.
+//! stop on SIGINT or SIGTERM (or, embedded, when the host asks: see
+//! [`crate::stop`]).
 //!
-//! On the first signal the gateway stops accepting, requests in flight get
-//! `shutdown_grace` to finish, open WebSockets get a close frame, then the
-//! pool stops every worker (SIGTERM, `stop_grace`, SIGKILL to the whole
-//! tree) and herd exits 0. A second signal skips the wait for requests.
+//! On the first stop request the gateway stops accepting, requests in
+//! flight get `shutdown_grace` to finish, open WebSockets get a close
+//! frame, then the pool stops every worker (SIGTERM, `stop_grace`, SIGKILL
+//! to the whole tree) and herd exits 0. A second request skips the wait
+//! for requests.
 
 use std::time::Duration;
 
 use herd_core::{ErrorKind, Pool, Proxy};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::settings::Settings;
+use crate::stop::StopSource;
 
-/// Runs the gateway until a signal; returns the exit code.
-pub(crate) fn run(settings: Settings) -> i32 {
+/// Runs the gateway until a stop request; returns the exit code.
+pub(crate) fn run(settings: Settings, stops: StopSource) -> i32 {
     crate::logging::init(settings.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -23,13 +25,13 @@ pub(crate) fn run(settings: Settings) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(serve(settings))
+    runtime.block_on(serve(settings, stops))
 }
 
-async fn serve(settings: Settings) -> i32 {
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(term), Ok(int)) => (term, int),
-        (Err(e), _) | (_, Err(e)) => {
+async fn serve(settings: Settings, stops: StopSource) -> i32 {
+    let mut stops = match stops.listen() {
+        Ok(stops) => stops,
+        Err(e) => {
             eprintln!("herd: cannot handle signals: {e}");
             return 1;
         }
@@ -57,8 +59,7 @@ async fn serve(settings: Settings) -> i32 {
     let stop_grace = pool.config().stop_grace;
     let ready = tokio::select! {
         ready = pool.wait_ready(settings.ready_timeout) => ready,
-        _ = term.recv() => return stop(&proxy, &pool, Duration::ZERO, stop_grace).await,
-        _ = int.recv() => return stop(&proxy, &pool, Duration::ZERO, stop_grace).await,
+        _ = stops.next() => return stop(&proxy, &pool, Duration::ZERO, stop_grace).await,
     };
     if let Err(e) = ready {
         eprintln!("herd: workers of `{}` did not start: {e:#}", settings.command_line);
@@ -71,15 +72,12 @@ async fn serve(settings: Settings) -> i32 {
         println!("herd: admin listening on http://{admin}");
     }
     tracing::info!(workers = %settings.command_line, "herd ready");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
-    }
-    tracing::info!(grace = ?settings.shutdown_grace, "finishing requests in flight (a second signal skips the wait)");
+    let why = stops.next().await;
+    tracing::info!("{why}: stopping");
+    tracing::info!(grace = ?settings.shutdown_grace, "finishing requests in flight (asking again skips the wait)");
     tokio::select! {
         _ = proxy.stop(settings.shutdown_grace) => {}
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        why = stops.next() => tracing::info!("{why}: stopping at once"),
     }
     stop(&proxy, &pool, Duration::ZERO, stop_grace).await
 }

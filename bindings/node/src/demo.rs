@@ -24,18 +24,26 @@ pub fn demo_worker_main(args: Vec<String>) -> i32 {
 /// `new Pool({ command: demoWorkerCommand() })`.
 #[napi]
 pub fn demo_worker_command(env: &Env) -> Result<Vec<String>> {
+    let mut command = self_command(env)?;
+    command.push(herd_core::demo::WORKER_ARG.to_string());
+    Ok(command)
+}
+
+/// The command that runs this package's `herd` command again:
+/// `[process.execPath, '<package>/bin/herd.js']`.
+pub(crate) fn self_command(env: &Env) -> Result<Vec<String>> {
     let node = exec_path(env)?;
     let script = package_dir()?.join("bin").join("herd.js");
     if !script.is_file() {
         return Err(Error::new(
             Status::GenericFailure,
-            format!("the demo worker script {} is missing next to the herd addon", script.display()),
+            format!("the herd command script {} is missing next to the herd addon", script.display()),
         ));
     }
     let script = script.to_str().ok_or_else(|| {
         Error::new(Status::GenericFailure, format!("{} is not valid UTF-8", script.display()))
     })?;
-    Ok(vec![node, script.to_string(), herd_core::demo::WORKER_ARG.to_string()])
+    Ok(vec![node, script.to_string()])
 }
 
 fn exec_path(env: &Env) -> Result<String> {

@@ -8,6 +8,9 @@
 //!   `await pool.acquire(id)`, `pool.endSession(id)`, `pool.stats()`,
 //!   `await pool.close()`.
 //! * [`lease::Lease`]: one use of a session; `lease.release()` or `using`.
+//! * [`proxy::Proxy`]: `await pool.serve({...})`, herd's HTTP and WebSocket
+//!   gateway in front of the pool; `await proxy.close()`.
+//! * [`command`]: the `herd` command line (`npx herd serve --demo`).
 //! * [`errors`]: every herd error is an `Error` with a stable `code`.
 //! * [`settle`]: how promises are settled without blocking Node's event loop.
 //! * [`demo`]: the demo worker, so `node bin/herd.js demo-worker` serves tests.
@@ -25,12 +28,16 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod command;
 pub mod demo;
 pub mod errors;
+mod keep_alive;
 pub mod lease;
 mod logging;
 pub mod options;
 pub mod pool;
+pub mod proxy;
+pub mod proxy_options;
 pub mod session_end;
 pub mod settle;
 pub mod stats;

@@ -252,8 +252,8 @@ pub(crate) fn build(options: &PoolOptions<'_>) -> std::result::Result<(ProcessFa
     Ok((factory, c))
 }
 
-/// The JavaScript name of each `PoolConfig` / factory field that herd-core's
-/// messages name.
+/// The JavaScript name of each `PoolConfig`, factory and `ProxyConfig`
+/// field that herd-core's messages name.
 const JS_NAMES: &[(&str, &str)] = &[
     ("min_idle", "minIdle"),
     ("ttl", "ttlMs"),
@@ -274,6 +274,13 @@ const JS_NAMES: &[(&str, &str)] = &[
     ("cpu_limit", "cpuLimit"),
     ("pids_limit", "pidsLimit"),
     ("cgroup_root", "cgroupRoot"),
+    ("admin_listen", "adminListen"),
+    ("max_header_bytes", "maxHeaderBytes"),
+    ("header_read_timeout", "headerReadTimeoutMs"),
+    ("upstream_connect_timeout", "upstreamConnectTimeoutMs"),
+    ("upstream_idle_timeout", "upstreamIdleTimeoutMs"),
+    ("upstream_max_idle", "upstreamMaxIdle"),
+    ("websocket_close_timeout", "websocketCloseTimeoutMs"),
 ];
 
 /// Rewrites herd-core's field names (`min_idle`) in a configuration error

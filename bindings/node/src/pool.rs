@@ -13,11 +13,13 @@
 //!   the promise from there.
 //! * `Pool.create`, `close` and the `Symbol.asyncDispose` method run their
 //!   waits on the pool's runtime too.
+//! * `serve` binds its listeners here (no wait) and serves on the proxy's
+//!   own threads.
 //! * A closed pool's core handle is dropped on a helper thread: dropping
 //!   it joins the pool's threads, which must not happen on the event loop.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -29,6 +31,8 @@ use parking_lot::Mutex;
 use crate::errors;
 use crate::lease::Lease;
 use crate::options::{self, AcquireOptions, CloseOptions, PoolOptions};
+use crate::proxy::{self, Proxy, Serving};
+use crate::proxy_options::{self, ServeOptions};
 use crate::session_end;
 use crate::settle::{AbortWiring, Failure, Settle, SharedSettle};
 use crate::stats::Stats;
@@ -52,6 +56,8 @@ use crate::stats::Stats;
 #[napi]
 pub struct Pool {
     state: Arc<Mutex<State>>,
+    /// The proxies `serve` started; `close()` closes those still serving.
+    proxies: Mutex<Vec<Weak<Serving>>>,
 }
 
 enum State {
@@ -64,7 +70,7 @@ enum State {
 
 impl Pool {
     fn wrap(pool: herd_core::Pool) -> Self {
-        Pool { state: Arc::new(Mutex::new(State::Open(pool))) }
+        Pool { state: Arc::new(Mutex::new(State::Open(pool))), proxies: Mutex::new(Vec::new()) }
     }
 
     fn open(&self) -> std::result::Result<herd_core::Pool, HerdError> {
@@ -247,13 +253,52 @@ impl Pool {
         Stats::from(stats)
     }
 
+    /// Starts herd's HTTP and WebSocket gateway in front of this pool (the
+    /// same gateway as `herd serve`) and resolves with its `Proxy` once it
+    /// listens. Each request goes to the worker of its session ID, found in
+    /// a header (default `X-Session-ID`), a cookie, a query parameter or a
+    /// path prefix.
+    ///
+    /// ```js
+    /// const proxy = await pool.serve({ listen: '127.0.0.1:0' })
+    /// await fetch(proxy.url, { headers: { 'X-Session-ID': 'alice' } })
+    /// ```
+    ///
+    /// Rejects with `HERD_INVALID_CONFIG` (naming the option), `HERD_IO`
+    /// (an address cannot be bound) or `HERD_POOL_CLOSED`.
+    #[napi(ts_args_type = "options?: ServeOptions", ts_return_type = "Promise<Proxy>")]
+    pub fn serve<'env>(&self, env: &'env Env, options: Option<Unknown<'_>>) -> Result<Object<'env>> {
+        let config = match serve_config(env, options) {
+            Ok(config) => config,
+            Err(error) => return rejected(env, error),
+        };
+        let pool = match self.open() {
+            Ok(pool) => pool,
+            Err(error) => return rejected(env, errors::to_js(env, &error)),
+        };
+        let started = herd_core::Proxy::start(&pool, config).map_err(|e| match e.kind() {
+            ErrorKind::InvalidConfig => HerdError::new(e.kind(), options::in_js_terms(e.message())),
+            _ => e,
+        });
+        let serving = match started.map(|proxy| Serving::start(env, proxy, pool)) {
+            Ok(Ok(serving)) => serving,
+            Ok(Err(error)) => return rejected(env, error),
+            Err(error) => return rejected(env, errors::to_js(env, &error)),
+        };
+        let mut proxies = self.proxies.lock();
+        proxies.retain(|p| p.strong_count() > 0);
+        proxies.push(Arc::downgrade(&serving));
+        PromiseRaw::resolve(env, Proxy::new(serving)).map(|p| promise_object(env, p))
+    }
+
     /// Whether `close()` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         !matches!(&*self.state.lock(), State::Open(_))
     }
 
-    /// Closes the pool: new and waiting acquires fail with
+    /// Closes the pool: proxies still serving it close first (as
+    /// `proxy.close()`), new and waiting acquires fail with
     /// `HERD_POOL_CLOSED`, every session ends (`shutdown`), every worker gets
     /// SIGTERM, up to `graceMs` to exit, then SIGKILL to its whole process
     /// tree. Resolves when no worker process is left. Calling it again
@@ -284,7 +329,9 @@ impl Pool {
         let (settle, promise) = Settle::<()>::new(env)?;
         let grace = grace.unwrap_or(pool.config().stop_grace);
         let state = self.state.clone();
+        let proxies = std::mem::take(&mut *self.proxies.lock());
         pool.runtime_handle().clone().spawn(async move {
+            close_proxies(proxies).await;
             pool.shutdown(grace).await;
             {
                 let mut state = state.lock();
@@ -323,10 +370,41 @@ impl Drop for Pool {
     }
 }
 
+/// Closes the proxies still serving (all at once) and waits until they are
+/// closed.
+async fn close_proxies(proxies: Vec<Weak<Serving>>) {
+    let mut closed = Vec::new();
+    for serving in proxies.iter().filter_map(Weak::upgrade) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        serving.close(
+            proxy::DEFAULT_CLOSE_GRACE,
+            Box::new(move || {
+                let _ = tx.send(());
+            }),
+        );
+        closed.push(rx);
+    }
+    for rx in closed {
+        let _ = rx.await;
+    }
+}
+
+/// The proxy configuration of `pool.serve(options)`, with errors in
+/// JavaScript terms.
+fn serve_config(env: &Env, options: Option<Unknown<'_>>) -> Result<herd_core::ProxyConfig> {
+    let Some(written) = parse_options::<Object>(env, options, "serve options")? else {
+        return Ok(herd_core::ProxyConfig::default());
+    };
+    // SAFETY: a live object value of this call.
+    let parsed = unsafe { ServeOptions::from_napi_value(env.raw(), written.raw()) }
+        .map_err(|e| errors::invalid_config(env, format!("bad serve options: {}", e.reason)))?;
+    proxy_options::build(parsed, &written).map_err(|m| errors::invalid_config(env, m))
+}
+
 /// Drops a pool handle on a short-lived thread: dropping the last handle of
 /// a pool shuts it down and joins its threads, which must never happen on
 /// Node's event loop (or on the pool's own runtime).
-fn drop_in_background(pool: herd_core::Pool) {
+pub(crate) fn drop_in_background(pool: herd_core::Pool) {
     let cell = Arc::new(Mutex::new(Some(pool)));
     let moved = cell.clone();
     let spawned = std::thread::Builder::new().name("herd-pool-drop".into()).spawn(move || {
@@ -353,7 +431,7 @@ fn session_string(env: &Env, value: Unknown<'_>) -> Result<String> {
 
 /// Per-call options: `undefined`/`null` or an object of type `T`; anything
 /// else is a `HERD_INVALID_CONFIG` error naming `what`.
-fn parse_options<'v, T: FromNapiValue + 'v>(
+pub(crate) fn parse_options<'v, T: FromNapiValue + 'v>(
     env: &Env,
     value: Option<Unknown<'v>>,
     what: &str,
@@ -397,7 +475,7 @@ fn describe(kind: ValueType) -> &'static str {
 }
 
 /// An already-rejected promise.
-fn rejected<'env>(env: &'env Env, error: Error) -> Result<Object<'env>> {
+pub(crate) fn rejected<'env>(env: &'env Env, error: Error) -> Result<Object<'env>> {
     PromiseRaw::<()>::reject(env, error).map(|p| promise_object(env, p))
 }
 

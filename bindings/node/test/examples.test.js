@@ -8,7 +8,7 @@ const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { createRequire } = require('node:module')
 const { once } = require('node:events')
-const { waitUntil, alive } = require('./helpers')
+const { waitUntil, alive, spawnTied } = require('./helpers')
 
 const EXAMPLES = path.resolve(__dirname, '../../../examples/node')
 const examplesRequire = createRequire(path.join(EXAMPLES, 'package.json'))
@@ -46,16 +46,11 @@ test('the TypeScript examples type-check (tsc --noEmit)', async () => {
 
 test('examples/node/gateway.js routes HTTP and WebSocket traffic by X-Session-ID', async (t) => {
   const WebSocket = examplesRequire('ws')
-  const gateway = spawn(process.execPath, ['gateway.js', '--demo', '--listen', '127.0.0.1:0'], {
+  const gateway = spawnTied(t, process.execPath, ['gateway.js', '--demo', '--listen', '127.0.0.1:0'], {
     cwd: EXAMPLES,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  let output = ''
-  gateway.stdout.on('data', (c) => (output += c))
-  gateway.stderr.on('data', (c) => (output += c))
-  const exited = once(gateway, 'exit')
-  t.after(() => gateway.kill('SIGKILL'))
-  const base = await waitUntil(() => output.match(/listening on (http:\/\/[\d.:]+)/)?.[1], {
+  const base = await waitUntil(() => gateway.output.match(/listening on (http:\/\/[\d.:]+)/)?.[1], {
     timeoutMs: 30000,
     what: 'the gateway to listen',
   })
@@ -83,9 +78,16 @@ test('examples/node/gateway.js routes HTTP and WebSocket traffic by X-Session-ID
   await once(socket, 'close')
 
   gateway.kill('SIGTERM')
-  const [code] = await exited
-  assert.equal(code, 0, output)
+  const { code } = await gateway.exited
+  assert.equal(code, 0, gateway.output)
   for (const pid of [a1.body.pid, b.body.pid]) {
     await waitUntil(() => !alive(pid), { what: `worker ${pid} to stop with the gateway` })
   }
+})
+
+test('npx herd runs the package\'s herd command (what `npx herd serve --demo` starts)', async () => {
+  const { code, stdout, stderr } = await run('npx', ['--no-install', 'herd', 'serve', '--help'])
+  assert.equal(code, 0, stdout + stderr)
+  assert.match(stdout, /Usage: herd serve/)
+  assert.match(stdout, /--demo/)
 })

@@ -46,6 +46,61 @@ function alive(pid) {
   }
 }
 
+/** Every PID whose parent chain leads to `root` (from /proc). */
+function descendants(root) {
+  const fs = require('node:fs')
+  const parents = new Map()
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8')
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const found = []
+  const frontier = [root]
+  while (frontier.length) {
+    const parent = frontier.pop()
+    for (const [pid, ppid] of parents) {
+      if (ppid === parent && !found.includes(pid)) {
+        found.push(pid)
+        frontier.push(pid)
+      }
+    }
+  }
+  return found
+}
+
+const SETPRIV = '/usr/bin/setpriv'
+const HAS_SETPRIV = require('node:fs').existsSync(SETPRIV)
+
+/** `spawn`, with SIGKILL sent to the child when this process dies (PR_SET_PDEATHSIG). */
+function spawnDyingWithUs(command, args, options) {
+  if (!HAS_SETPRIV) return spawn(command, args, options)
+  return spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args], options)
+}
+
+/**
+ * Spawns a long-running child (a gateway) that cannot outlive this test:
+ * it is killed when the test ends, and — through `setpriv --pdeathsig`,
+ * which util-linux (essential on Debian) provides — when this process dies
+ * in any way, even by SIGKILL. Its stdout and stderr are collected in
+ * `child.output`.
+ */
+function spawnTied(t, command, args, options = {}) {
+  const child = spawnDyingWithUs(command, args, options)
+  child.output = ''
+  child.stdout?.on('data', (chunk) => (child.output += chunk))
+  child.stderr?.on('data', (chunk) => (child.output += chunk))
+  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return child
+}
+
 /** GET `url` and parse the JSON answer. */
 async function getJson(url, init) {
   const response = await fetch(url, init)
@@ -57,17 +112,24 @@ async function getJson(url, init) {
  * Runs `node -e script` (with this package resolvable as `herd`) and
  * resolves with its exit code, signal, stdout and stderr. A child still
  * running after `timeoutMs` is killed and the promise rejects: the test
- * failed, and no process is left behind.
+ * failed, and no process is left behind (nor if this process dies).
+ * `.firstLine` of the returned promise resolves with the first line the
+ * child prints (or all it printed, if it exits first).
  */
 function runNode(script, { timeoutMs = 30000, args = [], nodeArgs = [] } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, '-e', script, ...args], {
+  let lineSeen
+  const firstLine = new Promise((resolve) => (lineSeen = resolve))
+  const done = new Promise((resolve, reject) => {
+    const child = spawnDyingWithUs(process.execPath, [...nodeArgs, '-e', script, ...args], {
       cwd: __dirname,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk
+      if (stdout.includes('\n')) lineSeen(stdout.slice(0, stdout.indexOf('\n')))
+    })
     child.stderr.on('data', (chunk) => (stderr += chunk))
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -79,9 +141,12 @@ function runNode(script, { timeoutMs = 30000, args = [], nodeArgs = [] } = {}) {
     })
     child.on('exit', (code, signal) => {
       clearTimeout(timer)
+      lineSeen(stdout)
       resolve({ code, signal, stdout, stderr })
     })
   })
+  done.firstLine = firstLine
+  return done
 }
 
 /** Settles `promise` and returns the error it rejected with (fails if it resolved). */
@@ -95,4 +160,4 @@ async function rejection(promise) {
   throw new Error('expected the promise to reject, but it resolved')
 }
 
-module.exports = { WORKER, openPool, waitUntil, alive, getJson, runNode, rejection }
+module.exports = { WORKER, openPool, waitUntil, alive, descendants, spawnTied, getJson, runNode, rejection }

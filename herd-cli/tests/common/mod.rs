@@ -31,12 +31,17 @@ impl Gateway {
 
     /// `herd ARGS` plus listen/admin on free ports; waits until it serves.
     pub fn start(args: &[&str]) -> Gateway {
+        Gateway::start_with(herd(), args)
+    }
+
+    /// [`Gateway::start`] with another program that runs the `herd`
+    /// command line (`cmd`: the program, its environment, its stdin).
+    pub fn start_with(mut cmd: Command, args: &[&str]) -> Gateway {
         let stderr = std::env::temp_dir().join(format!(
             "herd-gateway-test-{}-{}.log",
             std::process::id(),
             COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let mut cmd = herd();
         cmd.args(args.iter().take_while(|a| **a != "--"))
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--stop-grace", "2s"])
             .args(args.iter().skip_while(|a| **a != "--"))
