@@ -22,9 +22,10 @@ npm ci --no-audit --no-fund --loglevel=error
 # examples/node depends on "herd": "file:../../bindings/node", the way a user
 # installs the package; its install script runs again and finds the addon
 # built (cargo has nothing to do).
-section "node: npm ci in examples/node (herd, typescript, ws)"
-cd "$HERD_ROOT/examples/node"
-npm ci --no-audit --no-fund --loglevel=error
+section "node: npm ci in examples/node (herd, typescript, ws) and examples/ollama (herd)"
+for example in examples/node examples/ollama; do
+    (cd "$HERD_ROOT/$example" && npm ci --no-audit --no-fund --loglevel=error)
+done
 
 section "node: node --test"
 cd "$HERD_ROOT/bindings/node"

@@ -11,12 +11,13 @@ const { once } = require('node:events')
 const { waitUntil, alive, spawnTied } = require('./helpers')
 
 const EXAMPLES = path.resolve(__dirname, '../../../examples/node')
+const OLLAMA = path.resolve(__dirname, '../../../examples/ollama')
 const examplesRequire = createRequire(path.join(EXAMPLES, 'package.json'))
 
 /** Runs a program to completion (killed if it outlives `timeoutMs`). */
-function run(command, args, { timeoutMs = 120000 } = {}) {
+function run(command, args, { timeoutMs = 120000, cwd = EXAMPLES } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: EXAMPLES, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (c) => (stdout += c))
@@ -90,4 +91,18 @@ test('npx herd runs the package\'s herd command (what `npx herd serve --demo` st
   assert.equal(code, 0, stdout + stderr)
   assert.match(stdout, /Usage: herd serve/)
   assert.match(stdout, /--demo/)
+})
+
+test('examples/ollama/gateway.mjs (the Ollama gateway, on the demo worker) keeps each agent on its own worker', async () => {
+  // --self-test: serves on a free port, sends requests for three agents
+  // through the gateway, checks affinity, the echo and the 400, and exits.
+  const { code, stdout, stderr } = await run(process.execPath, ['gateway.mjs', '--self-test'], { cwd: OLLAMA })
+  assert.equal(code, 0, stdout + stderr)
+  assert.match(stdout, /one herd demo worker per X-Agent-ID/)
+  assert.match(stdout, /self-test passed: 3 agents, 3 workers/)
+  const pids = [...stdout.matchAll(/-> worker pid (\d+)/g)].map((m) => Number(m[1]))
+  assert.equal(new Set(pids).size, 3, stdout)
+  for (const pid of pids) {
+    await waitUntil(() => !alive(pid), { what: `worker ${pid} to stop with the gateway` })
+  }
 })

@@ -84,3 +84,29 @@ def test_the_rust_gateway_example_isolates_browsers_too(pw, gateway, page_url):
     assert visit(pw, g, "gina", page_url) == ("gina", "who=gina")
     assert g.stop() == 0
     assert chromium_pids() == []
+
+
+def test_the_example_clients_as_written_share_a_session_s_browser(gateway):
+    """examples/playwright/client.py and client.mjs, run as the README runs
+    them: each opens a tab; the session's tabs are still there the next time,
+    whichever client connects; another session sees only its own."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    g = gateway()
+    env = {**os.environ, "HERD_GATEWAY": g.url}
+    example = ROOT / "examples" / "playwright"
+
+    def run(*command: str) -> str:
+        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.strip()
+
+    assert run(sys.executable, str(example / "client.py"), "alice").endswith(": 1 tab open in this session's browser")
+    assert run("node", str(example / "client.mjs"), "alice").endswith(": 2 tabs open in this session's browser")
+    assert run("node", str(example / "client.mjs"), "bob").endswith(": 1 tab open in this session's browser")
+    assert "'hello from a herd browser'" in run(sys.executable, str(example / "client.py"), "alice")
+    assert g.stop() == 0
+    assert chromium_pids() == []
