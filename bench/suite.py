@@ -622,7 +622,7 @@ def goals(results: dict) -> list[tuple[str, str, bool | None]]:
     if spawn:
         diff = spawn["cold_acquire_ms"] - spawn["exec_to_ready_ms"]
         out.append(("cold acquire within 1 ms of the worker's exec-to-ready",
-                    f"{spawn['cold_acquire_ms']:.2f} vs {spawn['exec_to_ready_ms']:.2f} ms (+{diff:.2f} ms)",
+                    f"{spawn['cold_acquire_ms']:.2f} vs {spawn['exec_to_ready_ms']:.2f} ms ({diff:+.2f} ms)",
                     diff <= 1.0))
         big = next((s for s in spawn["scale"] if s["sessions"] == 1000), None)
         if big:
