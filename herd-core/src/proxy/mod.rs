@@ -33,6 +33,7 @@
 
 mod admin;
 mod body;
+mod client;
 mod config;
 mod forward;
 mod frames;
