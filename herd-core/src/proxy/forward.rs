@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri, request};
 use hyper::body::Incoming;
 use hyper::ext::ReasonPhrase;
 use hyper::upgrade::OnUpgrade;
@@ -102,8 +102,7 @@ impl Gateway {
             parts.uri = Uri::from(path);
         }
 
-        let request = Outgoing::new(&mut parts, body);
-        let (head, conn) = match exchange(&upstream, request).await {
+        let (head, conn) = match exchange(&upstream, &mut parts, body).await {
             Ok(exchanged) => exchanged,
             Err(message) => {
                 tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
@@ -174,8 +173,13 @@ fn reject(io: &IoThread, why: Rejected, resp: Response<ProxyBody>) -> Response<P
 /// be sent again (it never reached the worker, or a kept-alive connection
 /// closed under it: see [`SendError::Unsent`]) is sent once more on a new
 /// connection.
-async fn exchange(upstream: &Arc<Upstream>, req: Outgoing) -> Result<(ResponseHead, Conn), String> {
+async fn exchange(
+    upstream: &Arc<Upstream>,
+    parts: &mut request::Parts,
+    body: Incoming,
+) -> Result<(ResponseHead, Conn), String> {
     let mut conn = upstream.checkout().await.map_err(|e| e.message)?;
+    let req = Outgoing::new(parts, body, conn.take_buffer());
     let req = match conn.send(req).await {
         Ok(head) => return Ok((head, conn)),
         Err(SendError::Failed(message)) => return Err(message),

@@ -224,6 +224,11 @@ impl Conn {
         })
     }
 
+    /// A buffer for the next request's head.
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        self.connection.take_buffer()
+    }
+
     /// The next piece of the response body; `None` at its end.
     pub(crate) fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, BodyError>> {
         self.connection.poll_data(cx).map_err(|BodyError(why)| {

@@ -10,6 +10,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -49,7 +50,8 @@ impl Outgoing {
     /// client: a known length is sent with `Content-Length`, anything else
     /// chunked, no body with neither header (an empty body the client
     /// announced with `Content-Length: 0` keeps it).
-    pub(crate) fn new(parts: &mut request::Parts, body: Incoming) -> Outgoing {
+    /// `out` is a buffer to write into (see [`Connection::take_buffer`]).
+    pub(crate) fn new(parts: &mut request::Parts, body: Incoming, mut out: Vec<u8>) -> Outgoing {
         let framing = match body.size_hint().exact() {
             Some(0) if body.is_end_stream() => RequestFraming::None,
             Some(n) => {
@@ -61,7 +63,7 @@ impl Outgoing {
                 RequestFraming::Chunked
             }
         };
-        let mut out = Vec::with_capacity(512);
+        out.clear();
         head::write_request(&mut out, parts, framing);
         let body = (framing != RequestFraming::None).then_some(body);
         Outgoing {
@@ -177,7 +179,14 @@ pub(crate) struct Connection {
     body_done: bool,
     /// Exchanges completed on this connection.
     exchanges: u64,
+    /// The last request's buffer, for the next one.
+    spare: Vec<u8>,
+    /// Room to note where a response's headers lie.
+    scratch: Vec<(Range<usize>, Range<usize>)>,
 }
+
+/// A request buffer larger than this is not kept for the next request.
+const MAX_SPARE: usize = 16 * 1024;
 
 impl Connection {
     pub(crate) fn new(stream: TcpStream) -> Connection {
@@ -190,6 +199,8 @@ impl Connection {
             keep_alive: false,
             body_done: true,
             exchanges: 0,
+            spare: Vec::with_capacity(512),
+            scratch: Vec::with_capacity(16),
         }
     }
 
@@ -232,7 +243,7 @@ impl Connection {
         loop {
             if !self.read.is_empty() {
                 let request_was_head = self.request.as_ref().is_some_and(|r| r.head);
-                match head::parse_response(&mut self.read, request_was_head) {
+                match head::parse_response(&mut self.read, request_was_head, &mut self.scratch) {
                     Ok(Some(head)) if head.status.is_informational() && head.status != 101 => continue,
                     Ok(Some(head)) => {
                         self.decoder = Decoder::new(head.framing);
@@ -392,7 +403,16 @@ impl Connection {
 
     /// Ends the exchange (the connection goes back to the pool).
     pub(crate) fn finish(&mut self) {
-        self.request = None;
+        if let Some(req) = self.request.take()
+            && req.out.capacity() <= MAX_SPARE
+        {
+            self.spare = req.out;
+        }
+    }
+
+    /// A buffer for the next request's head (the last one's, reused).
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.spare)
     }
 
     /// The raw connection after a `101`, with the bytes the worker sent

@@ -96,7 +96,7 @@ fn range_in(base: &[u8], part: &[u8]) -> Range<usize> {
 }
 
 /// Parses the response head at the front of `buf`, the answer to a `HEAD`
-/// request or not. `Ok(None)` while it is incomplete; once complete its
+/// request or not (`scratch` is room for notes, reused between calls). `Ok(None)` while it is incomplete; once complete its
 /// bytes are taken off `buf`, and header values share them (no copy).
 ///
 /// Framing that two readers could understand differently is refused, never
@@ -106,6 +106,7 @@ fn range_in(base: &[u8], part: &[u8]) -> Range<usize> {
 pub(crate) fn parse_response(
     buf: &mut BytesMut,
     request_was_head: bool,
+    scratch: &mut Vec<(Range<usize>, Range<usize>)>,
 ) -> Result<Option<ResponseHead>, HeadError> {
     let bytes: &[u8] = &buf[..];
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -134,7 +135,8 @@ pub(crate) fn parse_response(
     let (mut close, mut keep_alive, mut named) = (false, false, Vec::new());
     let (mut content_length, mut bad_length, mut encoding, mut chunked_last) = (None, false, false, false);
     let mut upgrade = None;
-    let mut kept: Vec<(Range<usize>, Range<usize>)> = Vec::with_capacity(resp.headers.len());
+    let kept = scratch;
+    kept.clear();
     for h in resp.headers.iter() {
         let known = Known::of(h.name);
         match known {
@@ -195,7 +197,7 @@ pub(crate) fn parse_response(
 
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(kept.len());
-    for (name, value) in kept {
+    for (name, value) in kept.drain(..) {
         let name = HeaderName::from_bytes(&head[name]).map_err(|_| HeadError("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| HeadError("invalid header value"))?;
@@ -271,7 +273,7 @@ mod tests {
 
     fn response(raw: &str, head: bool) -> Result<Option<ResponseHead>, HeadError> {
         let mut buf = BytesMut::from(raw.as_bytes());
-        parse_response(&mut buf, head)
+        parse_response(&mut buf, head, &mut Vec::new())
     }
 
     fn meaning(raw: &str, head: bool) -> (Framing, bool) {
@@ -335,7 +337,7 @@ mod tests {
         let raw = "HTTP/1.1 200 Fine\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n\
                    Trailer: x\r\nUpgrade: h2c\r\nX-Kept: 1\r\nx-kept: 2\r\nContent-Length: 4\r\n\r\nbody";
         let mut buf = BytesMut::from(raw.as_bytes());
-        let head = parse_response(&mut buf, false).unwrap().unwrap();
+        let head = parse_response(&mut buf, false, &mut Vec::new()).unwrap().unwrap();
         assert_eq!(&buf[..], b"body");
         assert_eq!(head.status, 200);
         assert_eq!(head.reason.as_deref(), Some(&b"Fine"[..]));
