@@ -6,6 +6,10 @@
 #
 #   bench/proxy.sh                 10 s per run
 #   DURATION=30s bench/proxy.sh    longer runs
+#   HERD_COMPARE=/path/to/herd bench/proxy.sh
+#                                  also measures another herd binary (say,
+#                                  a build of main) in the same run, in
+#                                  front of its own demo worker
 #
 # Installs wrk and nginx-light (Debian) if missing; builds herd in release.
 set -euo pipefail
@@ -49,6 +53,17 @@ worker="$(curl -sf "$admin_url/stats" | python3 -c '
 import json, sys
 rows = json.load(sys.stdin)["worker_rows"]
 print(next(r["address"] for r in rows if r["session"] == "'"$SESSION"'"))')"
+
+# Another herd to compare with, if asked for.
+cmp_url=""
+if [ -n "${HERD_COMPARE:-}" ]; then
+    HERD_LOG=warn "$HERD_COMPARE" serve --demo --listen 127.0.0.1:0 --min 1 --max 4 \
+        >"$work/compare.out" 2>"$work/compare.err" &
+    pids+=($!)
+    cmp_pid=$!
+    cmp_url="$(wait_line 'http://127.0.0.1:[0-9]*' "$work/compare.out" | head -1)"
+    curl -sf -H "X-Session-ID: $SESSION" "$cmp_url/" >/dev/null
+fi
 
 # nginx as a sticky proxy to that same worker.
 mkdir -p "$work/nginx"
@@ -129,6 +144,7 @@ printf '%-14s %5s %12s %10s %10s %16s\n' target conns "requests/s" p50 p99 "prox
 for conns in 1 64; do
     run "worker direct" "http://$worker" "$conns"
     run "herd" "$herd_url" "$conns" "$herd_pid"
+    if [ -n "$cmp_url" ]; then run "herd (compare)" "$cmp_url" "$conns" "$cmp_pid"; fi
     # shellcheck disable=SC2046
     run "nginx" "http://127.0.0.1:$nginx_port" "$conns" $(nginx_pids)
 done
