@@ -4,15 +4,16 @@
 //! The lease of a request is released when its response body has been
 //! handed to the client connection completely — not when the head goes
 //! out — or when the client goes away: hyper then drops the body, which
-//! drops the worker's half-read response and so closes that upstream
-//! connection, cancelling the request at the worker.
+//! drops the half-read worker connection with it (closing it cancels the
+//! request at the worker).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
+use super::client::BodyError;
 use super::upstream::Conn;
 use crate::pool::Lease;
 
@@ -26,17 +27,16 @@ pub(crate) enum ProxyBody {
 
 /// A worker's response body with what it holds until it ends.
 pub(crate) struct Streamed {
-    body: Incoming,
+    /// The connection the body is read from; given back for reuse only if
+    /// the body was read to its end.
+    conn: Option<Conn>,
     /// Released when the body ends or is dropped.
     lease: Option<Lease>,
-    /// Given back for reuse only if the body was read to its end.
-    conn: Option<Conn>,
-    finished: bool,
 }
 
 impl ProxyBody {
-    pub(crate) fn upstream(body: Incoming, lease: Lease, conn: Option<Conn>) -> ProxyBody {
-        ProxyBody::Upstream(Box::new(Streamed { body, lease: Some(lease), conn, finished: false }))
+    pub(crate) fn upstream(conn: Conn, lease: Lease) -> ProxyBody {
+        ProxyBody::Upstream(Box::new(Streamed { conn: Some(conn), lease: Some(lease) }))
     }
 
     pub(crate) fn full(bytes: impl Into<Bytes>) -> ProxyBody {
@@ -50,36 +50,24 @@ impl ProxyBody {
 
 impl Streamed {
     /// The body reached its end: the connection may serve the next request.
-    fn finish(&mut self, cx: &mut Context<'_>) {
-        self.finished = true;
+    fn finish(&mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.give_back(cx);
+            conn.give_back();
         }
         self.lease = None;
     }
 
-    /// Polls the worker's body, driving its connection (see `upstream`).
-    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        match self.conn.as_mut() {
-            Some(conn) => {
-                // Either outcome may have fed the body: look again.
-                let _ = conn.poll_connection(cx);
-                Pin::new(&mut self.body).poll_frame(cx)
-            }
-            None => Poll::Pending,
-        }
+    fn is_done(&self) -> bool {
+        self.conn.as_ref().is_none_or(Conn::is_body_done)
     }
 }
 
 impl Drop for Streamed {
     fn drop(&mut self) {
-        // hyper does not poll a body that reports its end up front (a
-        // `Content-Length: 0` or fully read body): that counts as complete.
-        if !self.finished && self.body.is_end_stream() {
-            self.finish(&mut Context::from_waker(std::task::Waker::noop()));
+        // hyper does not poll a body that reports its end up front (no
+        // body, or one fully read): that counts as complete.
+        if self.conn.as_ref().is_some_and(Conn::is_body_done) {
+            self.finish();
         }
         // Otherwise `conn` drops unreturned, closing the connection.
     }
@@ -87,26 +75,34 @@ impl Drop for Streamed {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(s) => {
-                let polled = s.poll_body(cx);
-                match &polled {
-                    Poll::Ready(None) => s.finish(cx),
-                    Poll::Ready(Some(Ok(_))) if s.body.is_end_stream() => s.finish(cx),
-                    Poll::Ready(Some(Err(_))) => {
+                let Some(conn) = s.conn.as_mut() else { return Poll::Ready(None) };
+                match conn.poll_data(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(Some(data))) => {
+                        if conn.is_body_done() {
+                            s.finish();
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    Poll::Ready(Ok(None)) => {
+                        s.finish();
+                        Poll::Ready(None)
+                    }
+                    Poll::Ready(Err(e)) => {
                         s.conn = None;
                         s.lease = None;
+                        Poll::Ready(Some(Err(e)))
                     }
-                    _ => {}
                 }
-                polled
             }
         }
     }
@@ -114,7 +110,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Full(bytes) => bytes.is_none(),
-            ProxyBody::Upstream(s) => s.finished || s.body.is_end_stream(),
+            ProxyBody::Upstream(s) => s.is_done(),
         }
     }
 
@@ -122,7 +118,10 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
-            ProxyBody::Upstream(s) => s.body.size_hint(),
+            ProxyBody::Upstream(s) => match s.conn.as_ref().map_or(Some(0), Conn::remaining) {
+                Some(n) => SizeHint::with_exact(n),
+                None => SizeHint::default(),
+            },
         }
     }
 }

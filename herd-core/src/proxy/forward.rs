@@ -10,18 +10,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, Version, header};
+use http::{Request, Response, StatusCode, Uri, request};
 use hyper::body::Incoming;
+use hyper::ext::ReasonPhrase;
 use hyper::upgrade::OnUpgrade;
 
 use super::body::ProxyBody;
+use super::client::{Outgoing, ResponseHead, SendError, Upgraded};
 use super::headers::{self, ClientInfo};
 use super::metrics::{Metrics, Rejected};
 use super::responses;
 use super::server::{IoThread, StopSignal};
 use super::session_id::{Rejection, Sources};
 use super::tunnel::{Closed, Tunnel};
-use super::upstream::{Conn, SendError, Upstream};
+use super::upstream::{Conn, Upstream};
 use crate::pool::{Lease, Pool};
 
 /// Everything the request path needs, shared by all connections.
@@ -99,33 +101,41 @@ impl Gateway {
             let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
             parts.uri = Uri::from(path);
         }
-        parts.version = Version::HTTP_11;
 
-        let (mut resp, conn) =
-            match exchange(&upstream, Request::from_parts(parts, body), upgrade.is_some()).await {
-                Ok(exchanged) => exchanged,
-                Err(message) => {
-                    tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
-                    return reject(io, Rejected::WorkerUnreachable, responses::worker_unreachable());
-                }
+        let (head, conn) = match exchange(&upstream, &mut parts, body).await {
+            Ok(exchanged) => exchanged,
+            Err(message) => {
+                tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
+                return reject(io, Rejected::WorkerUnreachable, responses::worker_unreachable());
+            }
+        };
+
+        if head.status == StatusCode::SWITCHING_PROTOCOLS {
+            let (Some(proto), Some(client_upgrade)) = (upgrade, client_upgrade) else {
+                tracing::warn!(
+                    session = %lease.session_id(),
+                    worker = %upstream.worker,
+                    "the worker switched protocols on a request that asked for no upgrade"
+                );
+                return reject(io, Rejected::WorkerUnreachable, responses::worker_unreachable());
             };
-
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let (Some(proto), Some(client_upgrade)) = (upgrade, client_upgrade)
-        {
-            let worker_upgrade = hyper::upgrade::on(&mut resp);
-            let (mut parts, _) = resp.into_parts();
-            let accepted = parts.headers.get(header::UPGRADE).cloned().unwrap_or(proto);
+            let accepted = head.upgrade.unwrap_or(proto);
             let websocket = accepted.as_bytes().eq_ignore_ascii_case(b"websocket");
-            headers::strip_hop_by_hop(&mut parts.headers);
-            headers::restore_upgrade(&mut parts.headers, accepted);
-            self.spawn_tunnel(io, lease, websocket, client_upgrade, worker_upgrade, conn);
-            return Response::from_parts(parts, ProxyBody::empty());
+            let mut resp = Response::new(ProxyBody::empty());
+            *resp.status_mut() = head.status;
+            *resp.headers_mut() = head.headers;
+            headers::restore_upgrade(resp.headers_mut(), accepted);
+            self.spawn_tunnel(io, lease, websocket, client_upgrade, conn.into_upgraded());
+            return resp;
         }
 
-        let (mut parts, body) = resp.into_parts();
-        headers::strip_hop_by_hop(&mut parts.headers);
-        Response::from_parts(parts, ProxyBody::upstream(body, lease, Some(conn)))
+        let mut resp = Response::new(ProxyBody::upstream(conn, lease));
+        *resp.status_mut() = head.status;
+        *resp.headers_mut() = head.headers;
+        if let Some(reason) = head.reason.and_then(|r| ReasonPhrase::try_from(r).ok()) {
+            resp.extensions_mut().insert(reason);
+        }
+        resp
     }
 
     fn spawn_tunnel(
@@ -134,8 +144,7 @@ impl Gateway {
         lease: Lease,
         websocket: bool,
         client: OnUpgrade,
-        worker: OnUpgrade,
-        conn: Conn,
+        worker: Upgraded,
     ) {
         let tunnel = Tunnel { lease, websocket, stop: self.stop.clone(), close_timeout: self.close_timeout };
         let guard = io.tracker.guard();
@@ -150,8 +159,6 @@ impl Gateway {
             };
             metrics.websockets.dec();
             metrics.websocket_closed(closed.as_str());
-            // The connection hyper handed over for the upgrade goes last.
-            drop(conn);
         });
     }
 }
@@ -162,28 +169,25 @@ fn reject(io: &IoThread, why: Rejected, resp: Response<ProxyBody>) -> Response<P
     resp
 }
 
-/// Sends `req` to the worker on a pooled connection; a request the
-/// connection never wrote (it was closing) is sent once more on a new one.
+/// Sends `req` to the worker on a pooled connection; a request that may
+/// be sent again (it never reached the worker, or a kept-alive connection
+/// closed under it: see [`SendError::Unsent`]) is sent once more on a new
+/// connection.
 async fn exchange(
     upstream: &Arc<Upstream>,
-    req: Request<Incoming>,
-    upgrade: bool,
-) -> Result<(Response<Incoming>, Conn), String> {
+    parts: &mut request::Parts,
+    body: Incoming,
+) -> Result<(ResponseHead, Conn), String> {
     let mut conn = upstream.checkout().await.map_err(|e| e.message)?;
-    if upgrade {
-        conn.prepare_upgrade();
-    }
+    let req = Outgoing::new(parts, body, conn.take_buffer());
     let req = match conn.send(req).await {
-        Ok(resp) => return Ok((resp, conn)),
+        Ok(head) => return Ok((head, conn)),
         Err(SendError::Failed(message)) => return Err(message),
         Err(SendError::Unsent(req)) => *req,
     };
     let mut conn = upstream.connect().await.map_err(|e| e.message)?;
-    if upgrade {
-        conn.prepare_upgrade();
-    }
     match conn.send(req).await {
-        Ok(resp) => Ok((resp, conn)),
+        Ok(head) => Ok((head, conn)),
         Err(SendError::Failed(message)) => Err(message),
         Err(SendError::Unsent(_)) => {
             Err(format!("worker {} at {}: the connection closed at once", upstream.worker, upstream.address))

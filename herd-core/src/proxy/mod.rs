@@ -6,6 +6,8 @@
 //! * `forward`: the request path (lease, forward, stream back).
 //! * `headers`: hop-by-hop stripping and `X-Forwarded-*`.
 //! * `upstream`: keep-alive connection pools, one per worker.
+//! * `client`: herd's HTTP/1.1 client for workers (the client-facing side
+//!   is hyper's server).
 //! * `body`: response bodies that hold their lease until sent.
 //! * `tunnel` and `frames`: upgraded connections (WebSocket) and the
 //!   close frame herd sends when a session ends.
@@ -33,6 +35,7 @@
 
 mod admin;
 mod body;
+mod client;
 mod config;
 mod forward;
 mod frames;

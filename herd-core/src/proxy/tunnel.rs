@@ -38,7 +38,10 @@ use super::server::StopSignal;
 use crate::events::EndReason;
 use crate::pool::Lease;
 
+/// The client's end of the tunnel.
 type Io = TokioIo<Upgraded>;
+/// The worker's end of the tunnel.
+type WorkerIo = super::client::Upgraded;
 
 const BUFFER: usize = 16 * 1024;
 const TOUCH_EVERY_MS: u64 = 100;
@@ -112,17 +115,17 @@ fn wind_down(phase: &watch::Sender<Phase>) {
 }
 
 impl Tunnel {
-    /// Waits for both upgrades, then forwards until the tunnel closes.
-    pub(crate) async fn run(self, client: OnUpgrade, upstream: OnUpgrade) -> Closed {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(both) => both,
+    /// Waits for the client's upgrade, then forwards until the tunnel closes.
+    pub(crate) async fn run(self, client: OnUpgrade, upstream: WorkerIo) -> Closed {
+        let client = match client.await {
+            Ok(client) => client,
             Err(e) => {
                 tracing::debug!(session = %self.lease.session_id(), "upgrade failed: {e}");
                 return Closed::UpgradeFailed;
             }
         };
         let (client_r, client_w) = tokio::io::split(TokioIo::new(client));
-        let (up_r, up_w) = tokio::io::split(TokioIo::new(upstream));
+        let (up_r, up_w) = tokio::io::split(upstream);
         let activity = Activity { lease: &self.lease, started: Instant::now(), last_ms: AtomicU64::new(0) };
         let (phase, phase_rx) = watch::channel(Phase::Open);
         let mut deadline_rx = phase.subscribe();
@@ -163,7 +166,7 @@ impl Activity<'_> {
 /// enters `Closing`; then drains the client until it closes.
 async fn client_to_worker(
     mut client: ReadHalf<Io>,
-    mut worker: WriteHalf<Io>,
+    mut worker: WriteHalf<WorkerIo>,
     activity: &Activity<'_>,
     phase: &watch::Sender<Phase>,
     mut phase_rx: watch::Receiver<Phase>,
@@ -205,7 +208,7 @@ async fn client_to_worker(
 /// Worker → client: bytes followed frame by frame (for WebSockets), with a
 /// close frame of herd's own when the session ends or the proxy stops.
 async fn worker_to_client(
-    mut worker: ReadHalf<Io>,
+    mut worker: ReadHalf<WorkerIo>,
     mut client: WriteHalf<Io>,
     activity: &Activity<'_>,
     tunnel: &Tunnel,

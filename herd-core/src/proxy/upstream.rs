@@ -10,15 +10,12 @@
 //!
 //! # No task per connection
 //!
-//! hyper's client connection is a future that must be polled to move
-//! bytes. Instead of a task per connection, the request that holds a
-//! connection polls it itself — while waiting for the response head
-//! ([`Conn::send`]) and while its response body is read
-//! ([`Conn::poll_connection`], from the body). A request then runs in one
-//! task, the client connection's, with no wake-up across tasks: the
-//! largest cost of a proxied request on a small machine. An idle
-//! connection is polled by no one; a worker closing it is noticed at the
-//! next checkout. Upgraded connections (WebSocket) get their own task.
+//! A connection is driven by the request that holds it — while waiting
+//! for the response head ([`Conn::send`]) and while its response body is
+//! read ([`Conn::poll_data`], from the body) — so the bytes of one
+//! exchange never cross tasks (herd's own client, [`super::client`]). An
+//! idle connection is polled by no one; a worker closing it is noticed at
+//! the next checkout. Upgraded connections (WebSocket) get their own task.
 //!
 //! # Concurrency
 //!
@@ -30,25 +27,20 @@
 //! drained, and checked under the list's lock.
 
 use std::collections::HashMap;
-use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use http::HeaderValue;
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpStream;
 
+use super::client::{BodyError, Connection, Outgoing, ResponseHead, SendError, Upgraded};
 use super::metrics::Metrics;
 use crate::factory::WorkerId;
-
-type Io = TokioIo<TcpStream>;
 
 /// Settings shared by every worker's pool.
 #[derive(Debug, Clone)]
@@ -79,10 +71,7 @@ pub(crate) struct Upstream {
 
 /// A connection checked out for one exchange.
 pub(crate) struct Conn {
-    sender: SendRequest<Incoming>,
-    /// The connection's I/O, polled by its user; `None` once it ended (or
-    /// moved to its own task for an upgrade).
-    connection: Option<Box<Connection<Io, Incoming>>>,
+    connection: Connection,
     upstream: Arc<Upstream>,
     _open: OpenConnection,
 }
@@ -94,15 +83,6 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.upstream_connections.dec();
     }
-}
-
-/// Why a request did not reach the worker.
-pub(crate) enum SendError {
-    /// The connection was closing before the request was written: the
-    /// request comes back, to be sent on another connection.
-    Unsent(Box<Request<Incoming>>),
-    /// The exchange failed.
-    Failed(String),
 }
 
 /// Why no connection to the worker could be made.
@@ -194,8 +174,7 @@ impl Upstream {
             }
             // An idle connection is polled by no one: see now whether the
             // worker closed it meanwhile.
-            let alive = poll_fn(|cx| Poll::Ready(conn.poll_connection(cx).is_pending())).await;
-            if alive && conn.sender.is_ready() {
+            if conn.connection.is_idle_alive() {
                 return Ok(conn);
             }
         }
@@ -215,13 +194,10 @@ impl Upstream {
                 Err(_) => return Err(fail(format!("no answer within {:?}", self.settings.connect_timeout))),
             };
         let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| fail(e.to_string()))?;
         self.metrics.upstream_connects.inc();
         self.metrics.upstream_connections.inc();
         Ok(Conn {
-            sender,
-            connection: Some(Box::new(connection)),
+            connection: Connection::new(stream),
             upstream: self.clone(),
             _open: OpenConnection(self.metrics.clone()),
         })
@@ -238,63 +214,52 @@ impl Upstream {
 impl Conn {
     /// Sends `req` and waits for the response head, driving the connection
     /// meanwhile (see the module docs).
-    pub(crate) async fn send(&mut self, req: Request<Incoming>) -> Result<Response<Incoming>, SendError> {
-        let response = self.sender.try_send_request(req);
-        tokio::pin!(response);
-        let outcome = poll_fn(|cx| {
-            if let Poll::Ready(outcome) = response.as_mut().poll(cx) {
-                return Poll::Ready(outcome);
-            }
-            if self.poll_connection(cx).is_ready() {
-                // The connection ended with the request pending: hyper
-                // answers it once the connection is dropped.
-                return response.as_mut().poll(cx);
-            }
-            Poll::Pending
-        })
-        .await;
-        outcome.map_err(|mut error| match error.take_message() {
-            Some(req) => SendError::Unsent(Box::new(req)),
-            None => SendError::Failed(format!(
-                "worker {} at {}: {}",
-                self.upstream.worker,
-                self.upstream.address,
-                error.error()
+    pub(crate) async fn send(&mut self, req: Outgoing) -> Result<ResponseHead, SendError> {
+        self.connection.send(req).await.map_err(|e| match e {
+            SendError::Failed(why) => SendError::Failed(format!(
+                "worker {} at {}: {why}",
+                self.upstream.worker, self.upstream.address
             )),
+            unsent => unsent,
         })
     }
 
-    /// Moves bytes on the connection. `Ready` once it has ended (closed by
-    /// the worker, failed, or moved away for an upgrade).
-    pub(crate) fn poll_connection(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(connection) = self.connection.as_mut() else { return Poll::Ready(()) };
-        match Pin::new(&mut **connection).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(_) => {
-                self.connection = None;
-                Poll::Ready(())
-            }
-        }
+    /// A buffer for the next request's head.
+    pub(crate) fn take_buffer(&mut self) -> Vec<u8> {
+        self.connection.take_buffer()
     }
 
-    /// Lets the connection carry an upgrade: it gets its own task, which
-    /// hands the raw connection to `hyper::upgrade::on` after a `101`.
-    /// Call before sending the upgrade request.
-    pub(crate) fn prepare_upgrade(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            tokio::spawn(async move {
-                let _ = connection.with_upgrades().await;
-            });
-        }
+    /// The next piece of the response body; `None` at its end.
+    pub(crate) fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, BodyError>> {
+        self.connection.poll_data(cx).map_err(|BodyError(why)| {
+            BodyError(format!("worker {} at {}: {why}", self.upstream.worker, self.upstream.address))
+        })
+    }
+
+    /// Whether the response body has been read to its end.
+    pub(crate) fn is_body_done(&self) -> bool {
+        self.connection.is_body_done()
+    }
+
+    /// Response body bytes still to come, when known.
+    pub(crate) fn remaining(&self) -> Option<u64> {
+        self.connection.remaining()
+    }
+
+    /// The raw connection after a `101`, for a tunnel.
+    pub(crate) fn into_upgraded(self) -> Upgraded {
+        self.connection.into_upgraded()
     }
 
     /// Gives the connection back for the next request once its response
-    /// body was read to its end; a connection not ready for another
-    /// request (its request body still streaming) is closed instead.
-    pub(crate) fn give_back(mut self, cx: &mut Context<'_>) {
-        if self.poll_connection(cx).is_ready() || !self.sender.is_ready() {
+    /// body was read to its end; a connection that cannot carry another
+    /// exchange (its request body still streaming, the worker closing it,
+    /// stray bytes after the response) is closed instead.
+    pub(crate) fn give_back(mut self) {
+        if !self.connection.is_reusable() {
             return;
         }
+        self.connection.finish();
         let upstream = self.upstream.clone();
         upstream.give_back(self);
     }
