@@ -7,6 +7,10 @@
 #
 #   bench/proxy.sh                  5 s per run, median of 3
 #   DURATION=30s bench/proxy.sh     longer runs
+#   HERD_COMPARE=/path/to/herd bench/proxy.sh
+#                                   also measures another herd binary (say,
+#                                   a build of main) in the same runs, in
+#                                   front of its own demo workers
 #   bench/proxy.sh --out DIR        write the results elsewhere than bench/results
 set -euo pipefail
 if [ -n "${DURATION:-}" ]; then

@@ -43,8 +43,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SESSIONS_MANY = 100
-TARGETS = ["direct", "herd", "nginx", "haproxy"]
-TARGET_LABEL = {"direct": "worker direct", "herd": "herd", "nginx": "nginx", "haproxy": "HAProxy"}
+TARGETS = ["direct", "herd", "compare", "nginx", "haproxy"]
+TARGET_LABEL = {"direct": "worker direct", "herd": "herd", "compare": "herd (HERD_COMPARE)", "nginx": "nginx",
+                "haproxy": "HAProxy"}
 
 
 class BenchError(Exception):
@@ -321,29 +322,39 @@ class ProxySetup:
     def __init__(self, args, procs: Processes, work: str) -> None:
         self.args, self.procs, self.work = args, procs, work
 
-    def start(self) -> None:
-        args, work = self.args, self.work
+    def start_herd(self, name: str, program: str) -> tuple[subprocess.Popen, str, str]:
+        """A herd gateway with the 101 sessions bound; returns it, its address and its admin address."""
+        work = self.work
         env = dict(os.environ, HERD_LOG="warn")
         # Sessions never expire and idle workers are never trimmed during the run.
-        self.herd = self.procs.start(
-            "herd",
-            [args.herd, "serve", "--demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+        proc = self.procs.start(
+            name,
+            [program, "serve", "--demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
              "--min", "1", "--max", str(SESSIONS_MANY + 1), "--ttl", "24h", "--idle-worker-timeout", "24h"],
             work, env)
-        logs = lambda: read_log(work, "herd", "out") + read_log(work, "herd")  # noqa: E731
+        logs = lambda: read_log(work, name, "out") + read_log(work, name)  # noqa: E731
 
         def addresses():
-            text = read_log(work, "herd", "out")
+            text = read_log(work, name, "out")
             gw = re.search(r"gateway listening on http://(\S+)", text)
             admin = re.search(r"admin listening on http://(\S+)", text)
             return (gw.group(1), admin.group(1)) if gw and admin else None
 
-        self.herd_addr, self.admin_addr = wait_for("herd's listening addresses", addresses, 60, self.herd, logs)
+        address, admin = wait_for(f"{name}'s listening addresses", addresses, 60, proc, logs)
         # Bind the sessions (each starts a worker) before anything is measured.
         for session in ["bench"] + [f"s-{i}" for i in range(SESSIONS_MANY)]:
-            status, body = http_get(self.herd_addr, session=session, timeout=30)
+            status, body = http_get(address, session=session, timeout=30)
             if status != 200:
-                raise BenchError(f"binding session {session} through herd: HTTP {status} {body[:200]!r}")
+                raise BenchError(f"binding session {session} through {name}: HTTP {status} {body[:200]!r}")
+        return proc, address, admin
+
+    def start(self) -> None:
+        args, work = self.args, self.work
+        self.herd, self.herd_addr, self.admin_addr = self.start_herd("herd", args.herd)
+        # Another herd build (HERD_COMPARE), in front of its own 101 workers.
+        self.targets = [t for t in TARGETS if t != "compare" or args.compare]
+        if args.compare:
+            self.compare, self.compare_addr, _ = self.start_herd("herd-compare", args.compare)
         status, body = http_get(self.admin_addr, "/stats")
         if status != 200:
             raise BenchError(f"herd's admin /stats answered HTTP {status}")
@@ -384,6 +395,7 @@ class ProxySetup:
         return "http://" + {
             "direct": self.worker_one,
             "herd": self.herd_addr,
+            "compare": getattr(self, "compare_addr", ""),
             "nginx": f"127.0.0.1:{self.nginx_one if one else self.nginx_many}",
             "haproxy": f"127.0.0.1:{self.haproxy_one if one else self.haproxy_many}",
         }[target]
@@ -392,6 +404,8 @@ class ProxySetup:
         """The proxy's own processes (not the workers), for CPU per request."""
         if target == "herd":
             return [self.herd.pid]
+        if target == "compare":
+            return [self.compare.pid]
         if target == "nginx":
             return [self.nginx.pid] + children(self.nginx.pid)
         if target == "haproxy":
@@ -400,7 +414,7 @@ class ProxySetup:
 
     def check_stickiness(self) -> None:
         """Each proxy sends a session to one worker, and to herd's worker for `bench`."""
-        for target in ["herd", "nginx", "haproxy"]:
+        for target in [t for t in self.targets if t != "direct"]:
             for mode, sessions in [("one", ["bench"]), ("many", ["s-1", "s-2", "s-3"])]:
                 address = self.url(target, mode)[len("http://"):]
                 for session in sessions:
@@ -440,7 +454,7 @@ def bench_proxy(args, setup: ProxySetup) -> list[dict]:
         print(f"bench: proxy, round {rep + 1} of {args.runs} (load average {load_average()})", flush=True)
         for mode, sessions in modes:
             for conns in args.conns:
-                for target in TARGETS:
+                for target in setup.targets:
                     if mode == "many" and target == "direct":
                         continue  # wrk reaches one address: there is no "direct" to 100 workers
                     url = setup.url(target, mode)
@@ -710,7 +724,7 @@ def plots(results: dict, out_dir: str) -> list[str]:
 
     written = []
     proxy = results.get("proxy") or []
-    colors = {"direct": "#999999", "herd": "#d62728", "nginx": "#2ca02c", "haproxy": "#1f77b4"}
+    colors = {"direct": "#999999", "herd": "#d62728", "compare": "#ff9896", "nginx": "#2ca02c", "haproxy": "#1f77b4"}
     for metric, ylabel, fname in [("rps", "requests/s", "proxy-throughput.png"),
                                   ("p99_us", "p99 latency (µs, log scale)", "proxy-p99.png")]:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -775,6 +789,7 @@ def main() -> int:
     parser.add_argument("--profile", required=True, help="the cargo profile the artifacts were built with")
     for name in ["herd", "demo-worker", "ws-load", "acquire-bench", "spawn-bench", "libdir", "python"]:
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--compare", metavar="HERD", help="also measure this other herd binary's gateway")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     unknown = parts - {"proxy", "websocket", "acquire", "spawn"}
