@@ -19,7 +19,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let factory = ProcessFactory::new("node", ["examples/playwright/browser_worker.mjs"])
         .health_path("/")
         .start_timeout(Duration::from_secs(60))
-        .pids_limit(None); // Chromium runs many processes and threads
+        .pids_limit(None) // Chromium runs many processes and threads,
+        .memory_limit(2 << 30); // so cap each browser's memory instead (2 GiB)
 
     // 2. Never reuse a browser: no state leaks between tenants.
     let pool = Pool::new(

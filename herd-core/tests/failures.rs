@@ -88,6 +88,22 @@ fn health_failures_below_the_threshold_are_tolerated_then_the_session_ends_unhea
 }
 
 #[test]
+fn a_health_path_the_worker_does_not_serve_is_named_in_the_spawn_error() {
+    // The demo worker answers 404 for routes it does not have: the error
+    // quotes the last probe's answer and says what to change.
+    let factory = demo_factory().health_path("/no-such-route").start_timeout(Duration::from_millis(600));
+    let pool = Pool::new(factory, config(0, 1)).unwrap();
+    let err = pool.acquire_blocking("s", Some(Duration::from_secs(10))).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SpawnFailed, "{err}");
+    let message = err.to_string();
+    assert!(message.contains("not ready within"), "{message}");
+    assert!(message.contains("last probe: GET /no-such-route on 127.0.0.1:"), "{message}");
+    assert!(message.contains("answered 404"), "{message}");
+    assert!(message.contains("set the health path to a route the worker serves"), "{message}");
+    pool.shutdown_blocking(Duration::from_secs(2));
+}
+
+#[test]
 fn a_worker_that_never_becomes_ready_fails_the_spawn_after_start_timeout() {
     let factory = ProcessFactory::new("sleep", ["1000"]).start_timeout(Duration::from_millis(400));
     let pool = Pool::new(factory, config(0, 1)).unwrap();

@@ -466,7 +466,9 @@ async fn start_once(
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port.port()));
     let deadline = started_at + spec.start_timeout;
-    let outcome = tokio::time::timeout_at(deadline.into(), wait_ready(spec, &mut handle, addr)).await;
+    let mut last_probe = None;
+    let outcome =
+        tokio::time::timeout_at(deadline.into(), wait_ready(spec, &mut handle, addr, &mut last_probe)).await;
     let error = match outcome {
         Ok(Ok(pid)) => {
             tracing::debug!(worker = %worker_id, pid, %addr, elapsed = ?started_at.elapsed(), "worker ready");
@@ -488,14 +490,7 @@ async fn start_once(
             format!("exited during start with {status}")
         }
         Ok(Err(StartError::Setup(message))) => message,
-        Err(_) => format!(
-            "not ready within {:?} (readiness: {})",
-            spec.start_timeout,
-            match &spec.readiness {
-                Readiness::Http { path } => format!("GET {path} on {addr}"),
-                Readiness::Tcp => format!("TCP connect to {addr}"),
-            }
-        ),
+        Err(_) => not_ready_message(spec, addr, last_probe),
     };
     handle.stop(Duration::ZERO).await;
     cgroup.destroy().await;
@@ -510,6 +505,27 @@ async fn start_once(
     }))
 }
 
+/// Why a worker that never became ready did not: the readiness check, the
+/// last probe's answer, and what to change when the worker answers but not
+/// with a 2xx (most often a health path it does not serve).
+fn not_ready_message(spec: &Spec, addr: SocketAddr, last_probe: Option<String>) -> String {
+    let check = match &spec.readiness {
+        Readiness::Http { path } => format!("GET {path} on {addr}"),
+        Readiness::Tcp => format!("TCP connect to {addr}"),
+    };
+    let mut message = format!("not ready within {:?} (readiness: {check})", spec.start_timeout);
+    if let Some(last) = last_probe {
+        message.push_str(&format!("; last probe: {last}"));
+        if matches!(spec.readiness, Readiness::Http { .. }) && last.contains(" answered ") {
+            message.push_str(
+                " (readiness needs a 2xx answer: set the health path to a route the worker serves, \
+                 or use TCP readiness)",
+            );
+        }
+    }
+    message
+}
+
 enum StartError {
     Exited(ExitStatus),
     Setup(String),
@@ -517,7 +533,12 @@ enum StartError {
 
 /// Waits for the worker process to exist, then polls readiness (see
 /// [`poll_delay`] for the schedule).
-async fn wait_ready(spec: &Spec, handle: &mut ProcessHandle, addr: SocketAddr) -> Result<u32, StartError> {
+async fn wait_ready(
+    spec: &Spec,
+    handle: &mut ProcessHandle,
+    addr: SocketAddr,
+    last_probe: &mut Option<String>,
+) -> Result<u32, StartError> {
     let pid = match handle.next_event().await {
         ProcessEvent::Started(pid) => pid,
         other => return Err(early_end(spec, other)),
@@ -553,8 +574,9 @@ async fn wait_ready(spec: &Spec, handle: &mut ProcessHandle, addr: SocketAddr) -
             biased;
             event = handle.next_event() => return Err(early_end(spec, event)),
             result = attempt => {
-                if result.is_ok() {
-                    return Ok(pid as u32);
+                match result {
+                    Ok(()) => return Ok(pid as u32),
+                    Err(why) => *last_probe = Some(why),
                 }
                 polls += 1;
             }
