@@ -142,7 +142,9 @@ pub(crate) struct EventSink {
     broadcast: broadcast::Sender<Event>,
     /// Set when anyone listens; lets the hot path skip building events.
     listening: AtomicBool,
-    release_events: AtomicBool,
+    /// Shared with every binding, so a lease's release reads it without
+    /// touching the pool's reference count (see `Lease`).
+    release_events: Arc<AtomicBool>,
 }
 
 impl EventSink {
@@ -171,7 +173,7 @@ impl EventSink {
             tx,
             broadcast,
             listening: AtomicBool::new(listening),
-            release_events: AtomicBool::new(lease_events),
+            release_events: Arc::new(AtomicBool::new(lease_events)),
         })
     }
 
@@ -180,8 +182,9 @@ impl EventSink {
         self.broadcast.subscribe()
     }
 
-    pub(crate) fn wants_release_events(&self) -> bool {
-        self.release_events.load(Ordering::Relaxed)
+    /// Whether every lease release is reported (a binding reads it).
+    pub(crate) fn release_events_flag(&self) -> Arc<AtomicBool> {
+        self.release_events.clone()
     }
 
     pub(crate) fn emit(&self, kind: EventKind) {

@@ -38,6 +38,28 @@ pub(crate) struct Binding {
     pub last_activity: AtomicU64,
     pub ended: AtomicBool,
     end_tx: watch::Sender<Option<EndReason>>,
+    /// What a lease needs from its pool, kept here so that a lease holds
+    /// only its binding: with an `Arc<Shared>` per lease, every acquire and
+    /// release on any session touched the pool's one reference count, a
+    /// cache line that threads acquiring different sessions fought over.
+    pub pool: PoolLink,
+}
+
+/// A binding's way back to its pool.
+pub(crate) struct PoolLink {
+    /// Upgraded only on rare paths (the last lease of an ended session).
+    pub shared: std::sync::Weak<super::shared::Shared>,
+    /// The pool's clock origin (activity is nanoseconds since it).
+    pub epoch: Instant,
+    pub fork_generation: u64,
+    /// Whether the pool reports every lease release.
+    pub release_events: std::sync::Arc<AtomicBool>,
+}
+
+impl PoolLink {
+    pub(crate) fn now_nanos(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
 }
 
 impl Binding {
@@ -47,6 +69,7 @@ impl Binding {
         address: Option<SocketAddr>,
         pid: Option<u32>,
         now_nanos: u64,
+        pool: PoolLink,
     ) -> Self {
         Binding {
             session,
@@ -58,6 +81,7 @@ impl Binding {
             last_activity: AtomicU64::new(now_nanos),
             ended: AtomicBool::new(false),
             end_tx: watch::channel(None).0,
+            pool,
         }
     }
 

@@ -18,13 +18,13 @@ use crate::factory::WorkerId;
 ///
 /// `Lease` is `Send + Sync`: it may be released from any thread.
 pub struct Lease {
+    /// Only the binding: see `PoolLink` for why not the pool too.
     binding: Arc<Binding>,
-    shared: Arc<Shared>,
 }
 
 impl Lease {
-    pub(crate) fn new(binding: Arc<Binding>, shared: Arc<Shared>) -> Self {
-        Lease { binding, shared }
+    pub(crate) fn new(binding: Arc<Binding>) -> Self {
+        Lease { binding }
     }
 
     /// The session ID.
@@ -55,7 +55,7 @@ impl Lease {
     /// Records activity now (the idle ttl counts from the last activity).
     /// Releasing a lease also counts as activity.
     pub fn touch(&self) {
-        self.binding.touch(self.shared.now_nanos());
+        self.binding.touch(self.binding.pool.now_nanos());
     }
 
     /// Whether the session has ended (the worker may already be gone or
@@ -83,18 +83,24 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if crate::runtime::check_fork(self.shared.fork_generation).is_err() {
+        let binding = &self.binding;
+        if crate::runtime::check_fork(binding.pool.fork_generation).is_err() {
             // A forked child's copy of the parent's lease: the pool lock may
             // have been held by a thread that does not exist here.
             return;
         }
-        let binding = &self.binding;
-        binding.touch(self.shared.now_nanos());
+        binding.touch(binding.pool.now_nanos());
         if binding.leases.fetch_sub(1, Ordering::SeqCst) == 1 {
-            if binding.is_ended() {
-                self.shared.finish_drain(binding);
-            } else if self.shared.events.wants_release_events() {
-                self.shared.events.emit(EventKind::LeaseReleased {
+            let ended = binding.is_ended();
+            if !ended && !binding.pool.release_events.load(Ordering::Relaxed) {
+                return;
+            }
+            // A pool already gone has nothing left to drain or report to.
+            let Some(shared) = binding.pool.shared.upgrade() else { return };
+            if ended {
+                shared.finish_drain(binding);
+            } else {
+                shared.events.emit(EventKind::LeaseReleased {
                     session: binding.session.clone(),
                     worker: binding.worker,
                 });

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::binding::{Binding, Pending};
+use super::binding::{Binding, Pending, PoolLink};
 use super::lease::{Lease, WaitGuard};
 use super::state::{Slot, State, StopCause, WState, WorkerEntry};
 use super::supervisor;
@@ -72,7 +72,7 @@ impl Shared {
         match st.sessions.get(id) {
             Some(Slot::Bound(binding)) => {
                 binding.leases.fetch_add(1, Ordering::SeqCst);
-                return Ok(Step::Leased(Lease::new(binding.clone(), self.clone())));
+                return Ok(Step::Leased(Lease::new(binding.clone())));
             }
             Some(Slot::Pending(pending)) => {
                 pending.waiters.fetch_add(1, Ordering::SeqCst);
@@ -88,7 +88,7 @@ impl Shared {
             let binding = self.bind(&mut st, worker, session);
             binding.leases.fetch_add(1, Ordering::SeqCst);
             self.plan(&mut st);
-            return Ok(Step::Leased(Lease::new(binding, self.clone())));
+            return Ok(Step::Leased(Lease::new(binding)));
         }
         // Must wait. Refuse at once if the wait could not be served by the
         // workers starting and startable, plus max_queue more.
@@ -157,7 +157,13 @@ impl Shared {
     fn bind(&self, st: &mut State, worker: WorkerId, session: Arc<str>) -> Arc<Binding> {
         let now = self.now_nanos();
         let entry = st.workers.get_mut(&worker).expect("an offered worker is in the table");
-        let binding = Arc::new(Binding::new(session.clone(), worker, entry.address, entry.pid, now));
+        let link = PoolLink {
+            shared: self.me.clone(),
+            epoch: self.epoch,
+            fork_generation: self.fork_generation,
+            release_events: self.events.release_events_flag(),
+        };
+        let binding = Arc::new(Binding::new(session.clone(), worker, entry.address, entry.pid, now, link));
         entry.state = WState::Bound(binding.clone());
         entry.sessions_served += 1;
         let pid = entry.pid;
