@@ -17,7 +17,7 @@ use hyper::upgrade::OnUpgrade;
 
 use super::body::ProxyBody;
 use super::client::{Outgoing, ResponseHead, SendError, Upgraded};
-use super::headers::{self, ClientInfo};
+use super::headers::{self, ClientInfo, RequestRewrite};
 use super::metrics::{Metrics, Rejected};
 use super::responses;
 use super::server::{IoThread, StopSignal};
@@ -89,11 +89,6 @@ impl Gateway {
 
         let upgrade = headers::upgrade_of(&parts.headers);
         let client_upgrade = parts.extensions.remove::<OnUpgrade>();
-        headers::strip_hop_by_hop(&mut parts.headers);
-        if let Some(proto) = &upgrade {
-            headers::restore_upgrade(&mut parts.headers, proto.clone());
-        }
-        headers::add_forwarded(&mut parts.headers, client, &upstream.host, self.preserve_host);
         if let Some(path) = forward_path {
             parts.uri = Uri::from(path);
         } else if parts.uri.scheme().is_some() {
@@ -102,7 +97,9 @@ impl Gateway {
             parts.uri = Uri::from(path);
         }
 
-        let (head, conn) = match exchange(&upstream, &mut parts, body).await {
+        let rewrite =
+            RequestRewrite::new(&parts.headers, client, &upstream.host, self.preserve_host, upgrade.as_ref());
+        let (head, conn) = match exchange(&upstream, &parts, &rewrite, body).await {
             Ok(exchanged) => exchanged,
             Err(message) => {
                 tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
@@ -175,11 +172,12 @@ fn reject(io: &IoThread, why: Rejected, resp: Response<ProxyBody>) -> Response<P
 /// connection.
 async fn exchange(
     upstream: &Arc<Upstream>,
-    parts: &mut request::Parts,
+    parts: &request::Parts,
+    rewrite: &RequestRewrite<'_>,
     body: Incoming,
 ) -> Result<(ResponseHead, Conn), String> {
     let mut conn = upstream.checkout().await.map_err(|e| e.message)?;
-    let req = Outgoing::new(parts, body, conn.take_buffer());
+    let req = Outgoing::new(parts, rewrite, body, conn.take_buffer());
     let req = match conn.send(req).await {
         Ok(head) => return Ok((head, conn)),
         Err(SendError::Failed(message)) => return Err(message),

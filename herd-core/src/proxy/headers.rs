@@ -18,35 +18,6 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Removes hop-by-hop headers, including those `Connection` names.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-        headers.remove(header::CONNECTION);
-    }
-    for name in [
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-    ] {
-        if headers.contains_key(name) {
-            headers.remove(name);
-        }
-    }
-}
-
 /// The `Upgrade` value of an HTTP/1.1 upgrade request (`Connection:
 /// upgrade` plus `Upgrade: proto`), if it is one.
 pub(crate) fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
@@ -81,38 +52,102 @@ impl ClientInfo {
     }
 }
 
-/// Adds `X-Forwarded-For` (appended to any list the client sent),
-/// `X-Forwarded-Proto: http` and `X-Forwarded-Host` (the client's `Host`),
-/// then points `Host` at the worker unless `preserve_host`.
-pub(crate) fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: &ClientInfo,
-    worker_host: &HeaderValue,
-    preserve_host: bool,
-) {
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
-        Some(earlier) if !earlier.is_empty() => {
-            let mut list = Vec::with_capacity(earlier.len() + 2 + client.ip_header.len());
-            list.extend_from_slice(earlier);
-            list.extend_from_slice(b", ");
-            list.extend_from_slice(client.ip_header.as_bytes());
-            HeaderValue::from_bytes(&list).unwrap_or_else(|_| client.ip_header.clone())
+/// How a client's request head is rewritten for the worker, applied while
+/// the head is written ([`write_fields`](RequestRewrite::write_fields) and
+/// [`forwarded`](RequestRewrite::forwarded)), so the request's header map is
+/// never edited:
+///
+/// * hop-by-hop headers are dropped, and so is every header `Connection`
+///   names; an upgrade request gets `Connection: upgrade` and its
+///   `Upgrade` value back;
+/// * `X-Forwarded-For` lists whatever the client sent, then the client's
+///   address; `X-Forwarded-Proto: http`; `X-Forwarded-Host` is the
+///   client's `Host` (dropped when there is none);
+/// * `Host` is the worker's address, unless `preserve_host` and the client
+///   sent one;
+/// * `Content-Length` and `Transfer-Encoding` are the writer's to set (the
+///   body's framing to the worker).
+pub(crate) struct RequestRewrite<'a> {
+    headers: &'a HeaderMap,
+    client: &'a ClientInfo,
+    host: &'a HeaderValue,
+    upgrade: Option<&'a HeaderValue>,
+    /// The headers `Connection` names (rarely any).
+    named: Vec<HeaderName>,
+}
+
+impl<'a> RequestRewrite<'a> {
+    pub(crate) fn new(
+        headers: &'a HeaderMap,
+        client: &'a ClientInfo,
+        worker_host: &'a HeaderValue,
+        preserve_host: bool,
+        upgrade: Option<&'a HeaderValue>,
+    ) -> RequestRewrite<'a> {
+        let named = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        let host = match headers.get(header::HOST) {
+            Some(host) if preserve_host => host,
+            _ => worker_host,
+        };
+        RequestRewrite { headers, client, host, upgrade, named }
+    }
+
+    /// Whether the client's header `name` goes to the worker as it is.
+    pub(crate) fn forwarded(&self, name: &HeaderName) -> bool {
+        const REPLACED: [&HeaderName; 10] = [
+            &header::CONNECTION,
+            &header::TE,
+            &header::TRAILER,
+            &header::TRANSFER_ENCODING,
+            &header::UPGRADE,
+            &header::HOST,
+            &header::CONTENT_LENGTH,
+            &KEEP_ALIVE,
+            &PROXY_CONNECTION,
+            &X_FORWARDED_FOR,
+        ];
+        !(REPLACED.contains(&name)
+            || *name == X_FORWARDED_PROTO
+            || *name == X_FORWARDED_HOST
+            || self.named.contains(name))
+    }
+
+    /// Writes the header lines herd sets (`Host` first): one `name: value`
+    /// line each, CRLF-terminated.
+    pub(crate) fn write_fields(&self, out: &mut Vec<u8>) {
+        line(out, b"host", self.host.as_bytes());
+        out.extend_from_slice(b"x-forwarded-for: ");
+        for earlier in self.headers.get_all(&X_FORWARDED_FOR) {
+            let earlier = earlier.as_bytes().trim_ascii();
+            if !earlier.is_empty() {
+                out.extend_from_slice(earlier);
+                out.extend_from_slice(b", ");
+            }
         }
-        _ => client.ip_header.clone(),
-    };
-    headers.insert(X_FORWARDED_FOR.clone(), forwarded_for);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    match headers.get(header::HOST).cloned() {
-        Some(host) => {
-            headers.insert(X_FORWARDED_HOST.clone(), host);
+        out.extend_from_slice(self.client.ip_header.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        line(out, b"x-forwarded-proto", b"http");
+        if let Some(host) = self.headers.get(header::HOST) {
+            line(out, b"x-forwarded-host", host.as_bytes());
         }
-        None => {
-            headers.remove(&X_FORWARDED_HOST);
+        if let Some(upgrade) = self.upgrade {
+            line(out, b"connection", b"upgrade");
+            line(out, b"upgrade", upgrade.as_bytes());
         }
     }
-    if !preserve_host || !headers.contains_key(header::HOST) {
-        headers.insert(header::HOST, worker_host.clone());
-    }
+}
+
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -127,22 +162,45 @@ mod tests {
         h
     }
 
+    /// The head written for `pairs` (sent by a client at 10.0.0.7) to
+    /// the worker at 127.0.0.1:4000.
+    fn rewritten(pairs: &[(&str, &str)], preserve_host: bool) -> String {
+        let headers = map(pairs);
+        let client = ClientInfo::new("10.0.0.7".parse().unwrap());
+        let worker = HeaderValue::from_static("127.0.0.1:4000");
+        let upgrade = upgrade_of(&headers);
+        let rewrite = RequestRewrite::new(&headers, &client, &worker, preserve_host, upgrade.as_ref());
+        let mut out = Vec::new();
+        rewrite.write_fields(&mut out);
+        for (name, value) in &headers {
+            if rewrite.forwarded(name) {
+                line(&mut out, name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {
-        let mut h = map(&[
-            ("connection", "keep-alive, X-Secret"),
-            ("x-secret", "1"),
-            ("keep-alive", "timeout=5"),
-            ("te", "trailers"),
-            ("transfer-encoding", "chunked"),
-            ("proxy-connection", "keep-alive"),
-            ("upgrade", "h2c"),
-            ("trailer", "x"),
-            ("x-kept", "yes"),
-        ]);
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert_eq!(h["x-kept"], "yes");
+        let head = rewritten(
+            &[
+                ("connection", "keep-alive, X-Secret"),
+                ("x-secret", "1"),
+                ("keep-alive", "timeout=5"),
+                ("te", "trailers"),
+                ("transfer-encoding", "chunked"),
+                ("content-length", "12"),
+                ("proxy-connection", "keep-alive"),
+                ("upgrade", "h2c"),
+                ("trailer", "x"),
+                ("x-kept", "yes"),
+            ],
+            false,
+        );
+        assert_eq!(
+            head,
+            "host: 127.0.0.1:4000\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\nx-kept: yes\r\n"
+        );
     }
 
     #[test]
@@ -152,21 +210,29 @@ mod tests {
         );
         assert!(upgrade_of(&map(&[("upgrade", "websocket")])).is_none());
         assert!(upgrade_of(&map(&[("connection", "upgrade")])).is_none());
+        let head = rewritten(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")], false);
+        assert!(head.ends_with("connection: upgrade\r\nupgrade: websocket\r\n"), "{head}");
     }
 
     #[test]
     fn adds_forwarded_headers_and_points_host_at_the_worker() {
-        let client = ClientInfo::new("10.0.0.7".parse().unwrap());
-        let worker = HeaderValue::from_static("127.0.0.1:4000");
-        let mut h = map(&[("host", "gw.example"), ("x-forwarded-for", "1.2.3.4")]);
-        add_forwarded(&mut h, &client, &worker, false);
-        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.7");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "gw.example");
-        assert_eq!(h["host"], "127.0.0.1:4000");
-        let mut h = map(&[("host", "gw.example")]);
-        add_forwarded(&mut h, &client, &worker, true);
-        assert_eq!(h["host"], "gw.example");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
+        let sent = [
+            ("host", "gw.example"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-for", "5.6.7.8"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "spoofed"),
+        ];
+        assert_eq!(
+            rewritten(&sent, false),
+            "host: 127.0.0.1:4000\r\nx-forwarded-for: 1.2.3.4, 5.6.7.8, 10.0.0.7\r\n\
+             x-forwarded-proto: http\r\nx-forwarded-host: gw.example\r\n"
+        );
+        assert!(rewritten(&sent, true).starts_with("host: gw.example\r\n"), "preserve_host");
+        assert_eq!(
+            rewritten(&[("x-forwarded-host", "spoofed")], true),
+            "host: 127.0.0.1:4000\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\n",
+            "no Host: the worker's, and no X-Forwarded-Host"
+        );
     }
 }

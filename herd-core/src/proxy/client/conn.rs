@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use super::framing::{Decoder, Framing};
 use super::head::{self, RequestFraming, ResponseHead};
+use crate::proxy::headers::RequestRewrite;
 
 /// How much room a read is given at least.
 const READ_CHUNK: usize = 16 * 1024;
@@ -43,28 +44,29 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// Serializes the head of `parts` (headers already rewritten for the
-    /// worker); `body` follows as the client sends it.
+    /// Serializes the head of `parts` as `rewrite` has it for the worker;
+    /// `body` follows as the client sends it.
     ///
     /// The body's framing follows what hyper's server decoded from the
     /// client: a known length is sent with `Content-Length`, anything else
     /// chunked, no body with neither header (an empty body the client
     /// announced with `Content-Length: 0` keeps it).
     /// `out` is a buffer to write into (see [`Connection::take_buffer`]).
-    pub(crate) fn new(parts: &mut request::Parts, body: Incoming, mut out: Vec<u8>) -> Outgoing {
-        let framing = match body.size_hint().exact() {
-            Some(0) if body.is_end_stream() => RequestFraming::None,
-            Some(n) => {
-                parts.headers.insert(header::CONTENT_LENGTH, n.into());
-                RequestFraming::Length
+    pub(crate) fn new(
+        parts: &request::Parts,
+        rewrite: &RequestRewrite<'_>,
+        body: Incoming,
+        mut out: Vec<u8>,
+    ) -> Outgoing {
+        let (framing, length) = match body.size_hint().exact() {
+            Some(0) if body.is_end_stream() => {
+                (RequestFraming::None, parts.headers.contains_key(header::CONTENT_LENGTH).then_some(0))
             }
-            None => {
-                parts.headers.remove(header::CONTENT_LENGTH);
-                RequestFraming::Chunked
-            }
+            Some(n) => (RequestFraming::Length, Some(n)),
+            None => (RequestFraming::Chunked, None),
         };
         out.clear();
-        head::write_request(&mut out, parts, framing);
+        head::write_request(&mut out, parts, rewrite, framing, length);
         let body = (framing != RequestFraming::None).then_some(body);
         Outgoing {
             out,

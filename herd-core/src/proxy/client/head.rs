@@ -10,6 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, request};
 
 use super::framing::Framing;
+use crate::proxy::headers::RequestRewrite;
 
 /// The most header lines a response head may have (hyper's default).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -233,20 +234,34 @@ pub(crate) enum RequestFraming {
 }
 
 /// Writes the head of a request for a worker into `out`: request line in
-/// origin-form, the (already rewritten) headers, and the framing header
-/// for `framing`. Values come from `http` types, which hold no CR or LF:
-/// nothing here can split the head.
-pub(crate) fn write_request(out: &mut Vec<u8>, parts: &request::Parts, framing: RequestFraming) {
+/// origin-form, the headers as `rewrite` has them, `Content-Length` when
+/// given, and `Transfer-Encoding: chunked` for [`RequestFraming::Chunked`]. Values
+/// come from `http` types, which hold no CR or LF: nothing here can split
+/// the head.
+pub(crate) fn write_request(
+    out: &mut Vec<u8>,
+    parts: &request::Parts,
+    rewrite: &RequestRewrite<'_>,
+    framing: RequestFraming,
+    content_length: Option<u64>,
+) {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(if target.is_empty() { b"/" } else { target.as_bytes() });
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    rewrite.write_fields(out);
     for (name, value) in &parts.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        if rewrite.forwarded(name) {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if let Some(length) = content_length {
+        use std::io::Write;
+        let _ = write!(out, "content-length: {length}\r\n");
     }
     if framing == RequestFraming::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -351,26 +366,44 @@ mod tests {
 
     #[test]
     fn request_heads_are_written_in_origin_form() {
+        use crate::proxy::headers::ClientInfo;
         let (mut parts, ()) = http::Request::builder()
             .method("POST")
             .uri("/a?b=1")
-            .header("host", "127.0.0.1:4000")
+            .header("host", "gw")
             .header("x-one", "1")
+            .header("content-length", "99")
             .body(())
             .unwrap()
             .into_parts();
-        let mut out = Vec::new();
-        write_request(&mut out, &parts, RequestFraming::Chunked);
+        let client = ClientInfo::new("10.0.0.7".parse().unwrap());
+        let worker = HeaderValue::from_static("127.0.0.1:4000");
+        let write = |parts: &request::Parts, framing, length| {
+            let rewrite = RequestRewrite::new(&parts.headers, &client, &worker, false, None);
+            let mut out = Vec::new();
+            write_request(&mut out, parts, &rewrite, framing, length);
+            String::from_utf8(out).unwrap()
+        };
+        let fields = "x-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\n";
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "POST /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:4000\r\nx-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+            write(&parts, RequestFraming::Chunked, None),
+            format!(
+                "POST /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:4000\r\n{fields}x-forwarded-host: gw\r\nx-one: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+            )
+        );
+        assert_eq!(
+            write(&parts, RequestFraming::Length, Some(12)),
+            format!(
+                "POST /a?b=1 HTTP/1.1\r\nhost: 127.0.0.1:4000\r\n{fields}x-forwarded-host: gw\r\nx-one: 1\r\ncontent-length: 12\r\n\r\n"
+            )
         );
         parts.uri = http::Uri::from_static("*");
         parts.method = http::Method::OPTIONS;
         parts.headers.clear();
-        let mut out = Vec::new();
-        write_request(&mut out, &parts, RequestFraming::None);
-        assert_eq!(out, b"OPTIONS * HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            write(&parts, RequestFraming::None, None),
+            format!("OPTIONS * HTTP/1.1\r\nhost: 127.0.0.1:4000\r\n{fields}\r\n")
+        );
         let mut out = Vec::new();
         write_chunk(&mut out, Bytes::from_static(b"0123456789abcdefg"));
         assert_eq!(out, b"11\r\n0123456789abcdefg\r\n");
