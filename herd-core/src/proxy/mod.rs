@@ -13,7 +13,8 @@
 //!   close frame herd sends when a session ends.
 //! * `responses`: what herd answers when no worker can.
 //! * `admin` and `metrics`: `/stats`, `/metrics`, `DELETE /sessions/{id}`.
-//! * `server`: listeners, connections, graceful stop.
+//! * `server`: listeners, connections, graceful stop; `timer`: hyper's
+//!   header-read deadlines on a coarse clock.
 //!
 //! Every request is a lease: acquired before forwarding, released when
 //! the response body has been sent or the client went away. An upgraded
@@ -44,6 +45,7 @@ mod metrics;
 mod responses;
 mod server;
 mod session_id;
+mod timer;
 mod tunnel;
 mod upstream;
 
@@ -177,7 +179,6 @@ impl Proxy {
             metrics: metrics.clone(),
             stop: stop.clone(),
         });
-        let http = Arc::new(server::http_server(config.max_header_bytes, config.header_read_timeout));
         let settings = upstream::Settings {
             connect_timeout: config.upstream_connect_timeout,
             idle_timeout: config.upstream_idle_timeout,
@@ -195,9 +196,9 @@ impl Proxy {
         let control = Arc::new(Control { stage, tracker: tracker.clone(), io: io.clone() });
         let proxy = Proxy { local_addr, admin_addr, control, handle: handle.clone() };
         let serving = server::Serving {
-            http: http.clone(),
             gateway,
             all: tracker.clone(),
+            max_header_bytes: config.max_header_bytes,
             header_read_timeout: config.header_read_timeout,
         };
         let started = runtimes.into_iter().filter_map(|mut r| r.0.take()).zip(listeners).zip(io.iter());
@@ -208,6 +209,9 @@ impl Proxy {
         let _inside = handle.enter();
         if let Some(listener) = admin_listener {
             let admin = Arc::new(admin::Admin { pool: pool.clone(), metrics: metrics.clone() });
+            let timer = hyper_util::rt::TokioTimer::new();
+            let http =
+                Arc::new(server::http_server(config.max_header_bytes, config.header_read_timeout, timer));
             tokio::spawn(server::accept_loop(
                 listener,
                 http,
