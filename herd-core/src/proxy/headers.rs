@@ -84,12 +84,16 @@ impl<'a> RequestRewrite<'a> {
         preserve_host: bool,
         upgrade: Option<&'a HeaderValue>,
     ) -> RequestRewrite<'a> {
+        // `keep-alive`, `upgrade` (already dropped) and `close` (no header)
+        // are the usual tokens: they cost no allocation.
         let named = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|t| !["keep-alive", "upgrade", "close", ""].iter().any(|u| t.eq_ignore_ascii_case(u)))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
         let host = match headers.get(header::HOST) {
             Some(host) if preserve_host => host,
