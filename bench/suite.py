@@ -272,6 +272,8 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
             proxy_buffering off;
         }}
     }}
@@ -282,11 +284,16 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
             proxy_buffering off;
         }}
     }}
 }}
 """
+
+# What every proxy adds for the worker (herd always does).
+FORWARDED_HEADERS = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
 
 HAPROXY_CONF = """\
 global
@@ -301,6 +308,8 @@ defaults
     http-reuse always
 frontend one
     bind 127.0.0.1:{port_one}
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend one
 backend one
     balance hdr(X-Session-ID)
@@ -308,6 +317,8 @@ backend one
     server w0 {one}
 frontend many
     bind 127.0.0.1:{port_many}
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend many
 backend many
     balance hdr(X-Session-ID)
@@ -426,6 +437,13 @@ class ProxySetup:
                         pids.add(json.loads(body)["pid"])
                     if len(pids) != 1:
                         raise BenchError(f"{target} sent session {session} to several workers: {pids}")
+            # The worker gets the same forwarding headers from every proxy,
+            # so it does the same work behind each.
+            status, body = http_get(self.url(target, "one")[len("http://"):], "/headers", session="bench")
+            seen = json.loads(body)["headers"] if status == 200 else {}
+            missing = [h for h in FORWARDED_HEADERS if h not in seen]
+            if missing:
+                raise BenchError(f"{target} does not send {', '.join(missing)} to the worker (it saw {sorted(seen)})")
 
 
 def wrk_run(url: str, conns: int, duration: float, sessions: int) -> dict:
