@@ -19,8 +19,9 @@ use crate::pool::Lease;
 
 /// The body of every response the proxy sends.
 pub(crate) enum ProxyBody {
-    /// A worker's response, streamed.
-    Upstream(Box<Streamed>),
+    /// A worker's response, streamed (three words: no allocation per
+    /// response).
+    Upstream(Streamed),
     /// A body herd writes itself (errors, admin routes).
     Full(Option<Bytes>),
 }
@@ -36,7 +37,7 @@ pub(crate) struct Streamed {
 
 impl ProxyBody {
     pub(crate) fn upstream(conn: Conn, lease: Lease) -> ProxyBody {
-        ProxyBody::Upstream(Box::new(Streamed { conn: Some(conn), lease: Some(lease) }))
+        ProxyBody::Upstream(Streamed { conn: Some(conn), lease: Some(lease) })
     }
 
     pub(crate) fn full(bytes: impl Into<Bytes>) -> ProxyBody {
@@ -123,5 +124,16 @@ impl Body for ProxyBody {
                 None => SizeHint::default(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// hyper moves the response body around several times per request.
+    #[test]
+    fn a_body_is_a_few_words() {
+        assert!(std::mem::size_of::<ProxyBody>() <= 48, "{}", std::mem::size_of::<ProxyBody>());
     }
 }
