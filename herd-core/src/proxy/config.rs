@@ -62,7 +62,9 @@ pub struct ProxyConfig {
     /// bytes; larger ones get `431`. Default 64 KiB; at least 8 KiB.
     pub max_header_bytes: usize,
     /// How long a client may take to send a request head, and how long a
-    /// kept-alive client connection may stay idle. Default 30 s.
+    /// kept-alive client connection may stay idle. Default 30 s. The
+    /// deadline is checked on a coarse clock: a connection is closed up to
+    /// half this time (at most 1 s) after it passed.
     pub header_read_timeout: Duration,
     /// The `Retry-After` sent with `503` (rounded up to whole seconds).
     /// Default 1 s.

@@ -134,8 +134,13 @@ impl Future for CoarseSleep {
                 }
                 Poll::Pending
             }
-            Slot::Fired | Slot::Free => {
+            Slot::Fired => {
                 table.remove(index);
+                this.slot = None;
+                Poll::Ready(())
+            }
+            // Only this sleep frees its slot: not reached.
+            Slot::Free => {
                 this.slot = None;
                 Poll::Ready(())
             }
