@@ -743,8 +743,10 @@ def plots(results: dict, out_dir: str) -> list[str]:
     written = []
     proxy = results.get("proxy") or []
     colors = {"direct": "#999999", "herd": "#d62728", "compare": "#ff9896", "nginx": "#2ca02c", "haproxy": "#1f77b4"}
-    for metric, ylabel, fname in [("rps", "requests/s", "proxy-throughput.png"),
-                                  ("p99_us", "p99 latency (µs, log scale)", "proxy-p99.png")]:
+    # Proxy plots only when the proxy part ran (`--only` may leave it out).
+    proxy_plots = [("rps", "requests/s", "proxy-throughput.png"),
+                   ("p99_us", "p99 latency (µs, log scale)", "proxy-p99.png")] if proxy else []
+    for metric, ylabel, fname in proxy_plots:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
         for ax, sessions in zip(axes, (1, SESSIONS_MANY)):
             for target in TARGETS:
