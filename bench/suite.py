@@ -584,8 +584,15 @@ def bench_acquire(args, work: str) -> dict:
 
 
 def bench_spawn(args) -> dict:
-    argv = [args.spawn_bench, "--scale", ",".join(str(n) for n in args.scale), "--cold", str(args.cold)]
-    text = run(argv, "herd-core's spawn bench", timeout=1800)
+    # The cold start in one process, then each scale in a fresh one: herd's
+    # RSS after N sessions would otherwise include what the allocator kept
+    # from the runs before it in the same process (14-19 MiB at 1,000
+    # between runs of one build, 16.2 MiB alone).
+    text = run([args.spawn_bench, "--scale", "", "--cold", str(args.cold)], "herd-core's spawn bench (cold start)",
+               timeout=1800)
+    for n in args.scale:
+        text += run([args.spawn_bench, "--scale", str(n), "--cold", "0"], f"herd-core's spawn bench ({n} sessions)",
+                    timeout=1800)
 
     def number(pattern: str, body: str = text) -> float:
         m = re.search(pattern, body)

@@ -2,7 +2,8 @@
 //! worker's own exec-to-ready time, and N concurrent new sessions with
 //! max = N (total time, errors, herd's own RSS).
 //!
-//! Run: `cargo bench -p herd-core --bench spawn` (`-- --scale 1000,300,100 --cold 50`)
+//! Run: `cargo bench -p herd-core --bench spawn` (`-- --scale 1000,300,100 --cold 50`;
+//! `--cold 0` skips the cold start, `--scale ''` the scale runs).
 //! Goals: cold acquire within 1 ms of exec-to-ready; 1,000 sessions with
 //! 0 errors and herd's RSS ≤ 20 MB.
 
@@ -28,6 +29,17 @@ fn main() {
         }
     }
     raise_fd_limit();
+    if cold_runs > 0 {
+        cold_start(cold_runs);
+    }
+    for n in scales {
+        scale(n);
+    }
+}
+
+/// The cold-start section: exec-to-ready, then cold acquires without and
+/// with the sandbox, `cold_runs` each.
+fn cold_start(cold_runs: usize) {
     let exec = exec_to_ready(cold_runs);
     let cold = cold_acquire(cold_runs, SandboxMode::Off);
     let sandboxed = cold_acquire(cold_runs, SandboxMode::BestEffort);
@@ -39,9 +51,6 @@ fn main() {
         ms(cold) - ms(exec)
     );
     println!("herd cold acquire, default sandbox (best_effort):    {:>8.3} ms", ms(sandboxed));
-    for n in scales {
-        scale(n);
-    }
 }
 
 fn ms(d: Duration) -> f64 {
