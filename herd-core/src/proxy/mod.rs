@@ -200,6 +200,7 @@ impl Proxy {
             all: tracker.clone(),
             max_header_bytes: config.max_header_bytes,
             header_read_timeout: config.header_read_timeout,
+            pool_runtime: handle.clone(),
         };
         let started = runtimes.into_iter().filter_map(|mut r| r.0.take()).zip(listeners).zip(io.iter());
         for (index, ((runtime, listener), io)) in started.enumerate() {

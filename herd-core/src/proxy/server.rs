@@ -162,6 +162,8 @@ pub(crate) struct Serving {
     pub all: Arc<Tracker>,
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
+    /// The pool's runtime, where each thread's header-read ticker runs.
+    pub pool_runtime: tokio::runtime::Handle,
 }
 
 /// Starts I/O thread number `index`, serving `listener` (bound on
@@ -180,6 +182,17 @@ pub(crate) fn spawn_io_thread(
     let http = Arc::new(http_server(serving.max_header_bytes, serving.header_read_timeout, timer.clone()));
     let gateway = serving.gateway.clone();
     let stop = gateway.stop.clone();
+    // The ticker runs on the pool's runtime, not on this thread: with no
+    // timer of its own, this thread's tokio timer wheel is empty while it
+    // serves, so parking skips the wheel and epoll_wait arms no kernel
+    // timer. It ends when the proxy has closed.
+    let mut closed = stop.clone();
+    serving.pool_runtime.spawn(async move {
+        tokio::select! {
+            _ = timer.tick(tick) => {}
+            _ = closed.closed() => {}
+        }
+    });
     std::thread::Builder::new()
         .name(format!("herd-proxy-{index}"))
         .spawn(move || {
@@ -203,10 +216,7 @@ pub(crate) fn spawn_io_thread(
                         _ = stopped.closed() => {}
                     }
                 };
-                tokio::select! {
-                    _ = serve => {}
-                    _ = timer.tick(tick) => {}
-                }
+                serve.await;
             });
             // Drops what is left (after the grace period), then uncounts
             // the thread.
@@ -228,9 +238,9 @@ pub(crate) fn spawn_io_thread(
 /// small next to the system calls that move them.
 ///
 /// `timer` runs the header-read deadlines: a [`CoarseTimer`] on the I/O
-/// threads, whose ticker also keeps one tokio timer pending at all times
-/// (tokio wakes a parked runtime, an eventfd write and a spurious turn of
-/// its event loop, whenever a new timer expires before every pending one).
+/// threads (hyper arms one per request; in tokio's timer wheel each would
+/// also be "the earliest timer" on an otherwise timer-less thread, which
+/// makes tokio wake its own runtime through an eventfd).
 pub(crate) fn http_server<T>(
     max_header_bytes: usize,
     header_read_timeout: Duration,

@@ -6,7 +6,8 @@
 //! a boxed timer-wheel entry, registered and cancelled under the time
 //! driver's lock, and it changes the earliest deadline the thread sleeps
 //! towards. Here a deadline is a slot in a small table under an
-//! uncontended lock (one table per I/O thread), and a ticker task wakes
+//! uncontended lock (one table per I/O thread), and a ticker task (on the
+//! pool's runtime, so the I/O thread's own timer wheel stays empty) wakes
 //! the connections whose deadline has passed, at most one tick late.
 //!
 //! The deadline is a limit on slow clients (ProxyConfig's
@@ -73,7 +74,7 @@ impl CoarseTimer {
     }
 
     /// Wakes every sleep whose deadline has passed, every `period`,
-    /// forever (run it on the thread whose connections use this timer).
+    /// forever (on any runtime: a waker wakes its task wherever it runs).
     pub(crate) async fn tick(self, period: Duration) {
         let mut due = Vec::new();
         loop {
