@@ -71,6 +71,8 @@ pub(crate) struct RequestRewrite<'a> {
     headers: &'a HeaderMap,
     client: &'a ClientInfo,
     host: &'a HeaderValue,
+    /// The client's `Host`, for `X-Forwarded-Host`.
+    client_host: Option<&'a HeaderValue>,
     upgrade: Option<&'a HeaderValue>,
     /// The headers `Connection` names (rarely any).
     named: Vec<HeaderName>,
@@ -95,11 +97,12 @@ impl<'a> RequestRewrite<'a> {
             .filter(|t| !["keep-alive", "upgrade", "close", ""].iter().any(|u| t.eq_ignore_ascii_case(u)))
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
-        let host = match headers.get(header::HOST) {
+        let client_host = headers.get(header::HOST);
+        let host = match client_host {
             Some(host) if preserve_host => host,
             _ => worker_host,
         };
-        RequestRewrite { headers, client, host, upgrade, named }
+        RequestRewrite { headers, client, host, client_host, upgrade, named }
     }
 
     /// Whether the client's header `name` goes to the worker as it is.
@@ -137,7 +140,7 @@ impl<'a> RequestRewrite<'a> {
         out.extend_from_slice(self.client.ip_header.as_bytes());
         out.extend_from_slice(b"\r\n");
         line(out, b"x-forwarded-proto", b"http");
-        if let Some(host) = self.headers.get(header::HOST) {
+        if let Some(host) = self.client_host {
             line(out, b"x-forwarded-host", host.as_bytes());
         }
         if let Some(upgrade) = self.upgrade {
@@ -147,7 +150,8 @@ impl<'a> RequestRewrite<'a> {
     }
 }
 
-fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Appends one `name: value` header line.
+pub(crate) fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, request};
 
 use super::framing::Framing;
-use crate::proxy::headers::RequestRewrite;
+use crate::proxy::headers::{self, RequestRewrite};
 
 /// The most header lines a response head may have (hyper's default).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -253,10 +253,7 @@ pub(crate) fn write_request(
     rewrite.write_fields(out);
     for (name, value) in &parts.headers {
         if rewrite.forwarded(name) {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            headers::line(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
     if let Some(length) = content_length {
