@@ -22,6 +22,7 @@ use super::metrics::{Metrics, Rejected};
 use super::responses;
 use super::server::{IoThread, StopSignal};
 use super::session_id::{Rejection, Sources};
+use super::timer::Timers;
 use super::tunnel::{Closed, Tunnel};
 use super::upstream::{Conn, Upstream};
 use crate::pool::{Lease, Pool};
@@ -36,6 +37,7 @@ pub(crate) struct Gateway {
     pub close_timeout: Duration,
     pub metrics: Arc<Metrics>,
     pub stop: StopSignal,
+    pub timers: Timers,
 }
 
 impl Gateway {
@@ -143,7 +145,13 @@ impl Gateway {
         client: OnUpgrade,
         worker: Upgraded,
     ) {
-        let tunnel = Tunnel { lease, websocket, stop: self.stop.clone(), close_timeout: self.close_timeout };
+        let tunnel = Tunnel {
+            lease,
+            websocket,
+            stop: self.stop.clone(),
+            close_timeout: self.close_timeout,
+            timers: self.timers.clone(),
+        };
         let guard = io.tracker.guard();
         let metrics = self.metrics.clone();
         let mut stop = self.stop.clone();

@@ -137,9 +137,11 @@ impl Proxy {
         let mut listeners = Vec::with_capacity(threads);
         let mut local_addr = config.listen;
         for _ in 0..threads {
+            // I/O only: the threads' timers run on the pool's runtime
+            // (`timer`), so parking never touches a timer wheel.
             let runtime = IdleRuntime(Some(
                 tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
+                    .enable_io()
                     .build()
                     .map_err(|e| Error::io("cannot start a proxy runtime", e))?,
             ));
@@ -167,6 +169,7 @@ impl Proxy {
         };
 
         let metrics = Arc::new(metrics::Metrics::new(threads));
+        let timers = timer::Timers::new(handle.clone());
         let (stage, stop) = StopSignal::new();
         let tracker = Arc::new(Tracker::default());
         let gateway = Arc::new(Gateway {
@@ -178,6 +181,7 @@ impl Proxy {
             close_timeout: config.websocket_close_timeout,
             metrics: metrics.clone(),
             stop: stop.clone(),
+            timers: timers.clone(),
         });
         let settings = upstream::Settings {
             connect_timeout: config.upstream_connect_timeout,
@@ -187,7 +191,7 @@ impl Proxy {
         let io: Vec<Arc<IoThread>> = (0..threads)
             .map(|index| {
                 Arc::new(IoThread {
-                    upstreams: Upstreams::new(settings.clone(), metrics.clone()),
+                    upstreams: Upstreams::new(settings.clone(), metrics.clone(), timers.clone()),
                     tracker: Arc::new(Tracker::default()),
                     metrics: metrics.thread(index),
                 })
@@ -201,6 +205,7 @@ impl Proxy {
             max_header_bytes: config.max_header_bytes,
             header_read_timeout: config.header_read_timeout,
             pool_runtime: handle.clone(),
+            timers: timers.clone(),
         };
         let started = runtimes.into_iter().filter_map(|mut r| r.0.take()).zip(listeners).zip(io.iter());
         for (index, ((runtime, listener), io)) in started.enumerate() {
@@ -223,6 +228,7 @@ impl Proxy {
                 stop.clone(),
                 tracker.clone(),
                 None,
+                timers,
             ));
         }
         tokio::spawn(forget_exited_workers(pool.clone(), io, stop));

@@ -41,7 +41,7 @@ use super::body::ProxyBody;
 use super::forward::Gateway;
 use super::headers::ClientInfo;
 use super::metrics::{Metrics, ThreadMetrics};
-use super::timer::CoarseTimer;
+use super::timer::{CoarseTimer, Timers};
 use super::upstream::Upstreams;
 use crate::error::Error;
 
@@ -164,6 +164,8 @@ pub(crate) struct Serving {
     pub header_read_timeout: Duration,
     /// The pool's runtime, where each thread's header-read ticker runs.
     pub pool_runtime: tokio::runtime::Handle,
+    /// The I/O threads' other timers (their runtimes have none).
+    pub timers: Timers,
 }
 
 /// Starts I/O thread number `index`, serving `listener` (bound on
@@ -182,10 +184,10 @@ pub(crate) fn spawn_io_thread(
     let http = Arc::new(http_server(serving.max_header_bytes, serving.header_read_timeout, timer.clone()));
     let gateway = serving.gateway.clone();
     let stop = gateway.stop.clone();
-    // The ticker runs on the pool's runtime, not on this thread: with no
-    // timer of its own, this thread's tokio timer wheel is empty while it
-    // serves, so parking skips the wheel and epoll_wait arms no kernel
-    // timer. It ends when the proxy has closed.
+    let timers = serving.timers.clone();
+    // The ticker runs on the pool's runtime, not on this thread: the
+    // thread's runtime has no timer (see `timer`). It ends when the proxy
+    // has closed.
     let mut closed = stop.clone();
     serving.pool_runtime.spawn(async move {
         tokio::select! {
@@ -209,6 +211,7 @@ pub(crate) fn spawn_io_thread(
                         stop,
                         tracker.clone(),
                         Some(metrics),
+                        timers,
                     )
                     .await;
                     tokio::select! {
@@ -260,6 +263,7 @@ where
 }
 
 /// Accepts connections until stopping begins; serves each with `service`.
+/// `timers` runs the back-off after a failed accept.
 pub(crate) async fn accept_loop<S, F>(
     listener: TcpListener,
     server: Arc<http1::Builder>,
@@ -267,6 +271,7 @@ pub(crate) async fn accept_loop<S, F>(
     stop: StopSignal,
     tracker: Arc<Tracker>,
     metrics: Option<Arc<Metrics>>,
+    timers: Timers,
 ) where
     S: Fn(Request<Incoming>, Arc<ClientInfo>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
@@ -281,7 +286,7 @@ pub(crate) async fn accept_loop<S, F>(
                 Err(e) => {
                     // Out of descriptors or similar: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    timers.sleep(Duration::from_millis(20)).await;
                     continue;
                 }
             },

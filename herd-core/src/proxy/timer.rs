@@ -1,32 +1,69 @@
-//! hyper's header-read deadlines, kept on a coarse clock.
+//! Timers for the I/O threads, none of them on the threads' own runtime.
 //!
-//! hyper's server arms a timer for every request head it waits for, and
-//! drops it as soon as the head is in: on a kept-alive connection, one
-//! timer per request that almost never fires. With tokio's timer each is
-//! a boxed timer-wheel entry, registered and cancelled under the time
-//! driver's lock, and it changes the earliest deadline the thread sleeps
-//! towards. Here a deadline is a slot in a small table under an
-//! uncontended lock (one table per I/O thread), and a ticker task (on the
-//! pool's runtime, so the I/O thread's own timer wheel stays empty) wakes
-//! the connections whose deadline has passed, at most one tick late.
+//! The I/O threads build their runtimes without tokio's time driver: a
+//! thread with a timer driver pays for it at every park (the wheel is
+//! locked, the clock read, expired entries looked for), which at one
+//! connection is twice per request. Their timers run elsewhere:
 //!
-//! The deadline is a limit on slow clients (ProxyConfig's
-//! `header_read_timeout`), not a measurement: being up to a tick late
-//! (half the timeout, at most a second) changes nothing for it.
+//! * [`CoarseTimer`]: hyper's header-read deadlines. hyper's server arms
+//!   one for every request head it waits for and drops it as soon as the
+//!   head is in: on a kept-alive connection, one timer per request that
+//!   almost never fires. Here a deadline is a slot in a small table under
+//!   an uncontended lock (one table per I/O thread), and a ticker task on
+//!   the pool's runtime wakes the connections whose deadline has passed.
+//!   The clock hyper reads to set a deadline is the ticker's too, so
+//!   arming one reads no clock at all.
+//! * [`Timers`]: the few precise waits (an upstream connect timeout, the
+//!   accept back-off, a tunnel's close deadline). They are rare, so each
+//!   is a task on the pool's runtime that the waiting future owns.
+//!
+//! A header-read deadline is a limit on slow clients (ProxyConfig's
+//! `header_read_timeout`), not a measurement: it passes between the
+//! timeout and the timeout plus two ticks (a tick is a quarter of the
+//! timeout, at most a second), which changes nothing for it.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use hyper::rt::{Sleep, Timer};
 use parking_lot::Mutex;
 
-/// A [`Timer`] for hyper whose sleeps a [`CoarseTimer::tick`] task wakes.
+/// A [`Timer`] for hyper whose sleeps a [`CoarseTimer::tick`] task wakes,
+/// and whose clock that task keeps.
 #[derive(Clone, Default)]
 pub(crate) struct CoarseTimer {
     table: Arc<Mutex<Table>>,
+    clock: Arc<CoarseClock>,
+}
+
+/// A time no earlier than now (up to the ticker's own lateness): the last
+/// tick plus one period. One atomic load to read.
+struct CoarseClock {
+    epoch: Instant,
+    /// Nanoseconds after `epoch`.
+    ahead: AtomicU64,
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        // Until the first tick: one second ahead, the longest period.
+        CoarseClock { epoch: Instant::now(), ahead: AtomicU64::new(1_000_000_000) }
+    }
+}
+
+impl CoarseClock {
+    fn now(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.ahead.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, at: Instant) {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        self.ahead.fetch_max(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -68,18 +105,27 @@ impl Table {
 
 impl CoarseTimer {
     /// The period of [`tick`](Self::tick) for deadlines `timeout` ahead:
-    /// half of it, at most a second.
+    /// a quarter of it, at most a second.
     pub(crate) fn period_for(timeout: Duration) -> Duration {
-        (timeout / 2).clamp(Duration::from_millis(1), Duration::from_secs(1))
+        (timeout / 4).clamp(Duration::from_millis(1), Duration::from_secs(1))
     }
 
-    /// Wakes every sleep whose deadline has passed, every `period`,
-    /// forever (on any runtime: a waker wakes its task wherever it runs).
+    /// Every `period`, forever: sets the clock one period ahead and wakes
+    /// every sleep whose deadline has passed (on any runtime: a waker
+    /// wakes its task wherever it runs).
+    ///
+    /// A deadline set at real time `t` is at least `t + timeout` (the
+    /// clock is never behind) and at most one period more; it is seen at
+    /// the first tick after it. So it fires between `timeout` and
+    /// `timeout + 2 * period` after `t`, plus the ticker's own lateness.
     pub(crate) async fn tick(self, period: Duration) {
         let mut due = Vec::new();
+        self.clock.set(Instant::now() + period);
         loop {
             tokio::time::sleep(period).await;
-            self.fire(Instant::now(), &mut due);
+            let now = Instant::now();
+            self.clock.set(now + period);
+            self.fire(now, &mut due);
             due.drain(..).for_each(Waker::wake);
         }
     }
@@ -104,6 +150,12 @@ impl Timer for CoarseTimer {
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
         Box::pin(CoarseSleep { deadline, table: self.table.clone(), slot: None })
+    }
+
+    /// The ticker's clock, not the system's: hyper reads it to set each
+    /// request's header-read deadline.
+    fn now(&self) -> Instant {
+        self.clock.now()
     }
 }
 
@@ -159,6 +211,64 @@ impl Drop for CoarseSleep {
 
 impl Sleep for CoarseSleep {}
 
+/// Precise waits for code on the I/O threads, run on the pool's runtime.
+#[derive(Clone)]
+pub(crate) struct Timers {
+    runtime: tokio::runtime::Handle,
+}
+
+/// A wait that [`Timers::timeout`] gave up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Elapsed;
+
+impl Timers {
+    /// Timers on `runtime`, which must have tokio's time driver.
+    pub(crate) fn new(runtime: tokio::runtime::Handle) -> Timers {
+        Timers { runtime }
+    }
+
+    /// Resolves once `duration` has passed. Costs a task spawn on the
+    /// pool's runtime: for rare waits, not for every request.
+    pub(crate) fn sleep(&self, duration: Duration) -> PoolSleep {
+        // The sleep is made inside the task: made here, it would look for
+        // the calling thread's timer, which an I/O thread does not have.
+        PoolSleep(self.runtime.spawn(async move { tokio::time::sleep(duration).await }))
+    }
+
+    /// `future`'s output, or [`Elapsed`] if it takes longer than `duration`.
+    pub(crate) async fn timeout<F: Future>(
+        &self,
+        duration: Duration,
+        future: F,
+    ) -> Result<F::Output, Elapsed> {
+        let sleep = self.sleep(duration);
+        tokio::select! {
+            biased;
+            out = future => Ok(out),
+            _ = sleep => Err(Elapsed),
+        }
+    }
+}
+
+/// A sleep running on the pool's runtime; dropping it cancels it.
+pub(crate) struct PoolSleep(tokio::task::JoinHandle<()>);
+
+impl Future for PoolSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // An error means the pool's runtime is shutting down: the wait is
+        // over either way.
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for PoolSleep {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +314,68 @@ mod tests {
         let table = timer.table.lock();
         assert_eq!(table.free.len(), 2);
         assert!(table.slots.iter().all(|s| matches!(s, Slot::Free)));
+    }
+
+    #[test]
+    fn the_clock_hyper_reads_is_never_behind_the_real_one() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            let timer = CoarseTimer::default();
+            assert!(timer.now() >= Instant::now(), "before the first tick");
+            let period = Duration::from_millis(5);
+            tokio::spawn(timer.clone().tick(period));
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                let now = Instant::now();
+                let coarse = timer.now();
+                assert!(coarse >= now, "the ticker's clock is behind by {:?}", now - coarse);
+            }
+            // A deadline set from it passes no earlier than the timeout.
+            let started = Instant::now();
+            let deadline = timer.now() + Duration::from_millis(20);
+            timer.sleep_until(deadline).await;
+            assert!(started.elapsed() >= Duration::from_millis(20));
+        });
+    }
+
+    /// The I/O threads' runtimes have no timer: `Timers` must not need one.
+    fn io_thread_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap()
+    }
+
+    fn pool_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+    }
+
+    #[test]
+    fn timers_sleep_and_time_out_on_a_runtime_without_a_timer() {
+        let pool = pool_runtime();
+        let timers = Timers::new(pool.handle().clone());
+        io_thread_runtime().block_on(async {
+            let started = Instant::now();
+            timers.sleep(Duration::from_millis(20)).await;
+            assert!(started.elapsed() >= Duration::from_millis(20));
+
+            let late = timers.timeout(Duration::from_millis(10), std::future::pending::<()>()).await;
+            assert_eq!(late, Err(Elapsed));
+            let quick = timers.timeout(Duration::from_secs(60), async { 7 }).await;
+            assert_eq!(quick, Ok(7));
+        });
+    }
+
+    #[test]
+    fn dropping_a_pool_sleep_cancels_its_task() {
+        let pool = pool_runtime();
+        let timers = Timers::new(pool.handle().clone());
+        let sleep = timers.sleep(Duration::from_secs(3600));
+        let metrics = pool.handle().metrics();
+        assert_eq!(metrics.num_alive_tasks(), 1);
+        drop(sleep);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metrics.num_alive_tasks() != 0 {
+            assert!(Instant::now() < deadline, "the sleep's task outlived its future");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use super::frames::{FrameTracker, close_frame};
 use super::server::StopSignal;
+use super::timer::Timers;
 use crate::events::EndReason;
 use crate::pool::Lease;
 
@@ -85,6 +86,8 @@ pub(crate) struct Tunnel {
     pub websocket: bool,
     pub stop: StopSignal,
     pub close_timeout: Duration,
+    /// Runs the close deadline (the I/O threads have no timer).
+    pub timers: Timers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +139,7 @@ impl Tunnel {
             if deadline_rx.wait_for(|p| *p != Phase::Open).await.is_err() {
                 std::future::pending::<()>().await;
             }
-            tokio::time::sleep(self.close_timeout).await;
+            self.timers.sleep(self.close_timeout).await;
         };
         tokio::select! {
             closed = pumps => closed,
@@ -260,7 +263,7 @@ async fn worker_to_client(
         }
         // No close frame: it vanished. Tell the client why if the pool
         // knows (a crash ends the session a moment later).
-        let why = tokio::time::timeout(CRASH_REASON_WAIT, &mut ended).await;
+        let why = tunnel.timers.timeout(CRASH_REASON_WAIT, &mut ended).await;
         ending = Some(match why {
             Ok(reason) => session_close(reason),
             Err(_) => (Closed::Worker, 1011, "the worker closed the connection".to_string()),

@@ -40,6 +40,7 @@ use tokio::net::TcpStream;
 
 use super::client::{BodyError, Connection, Outgoing, ResponseHead, SendError, Upgraded};
 use super::metrics::Metrics;
+use super::timer::Timers;
 use crate::factory::WorkerId;
 
 /// Settings shared by every worker's pool.
@@ -55,6 +56,7 @@ pub(crate) struct Upstreams {
     workers: RwLock<HashMap<WorkerId, Arc<Upstream>>>,
     settings: Settings,
     metrics: Arc<Metrics>,
+    timers: Timers,
 }
 
 /// One worker's connections.
@@ -67,6 +69,8 @@ pub(crate) struct Upstream {
     retired: AtomicBool,
     settings: Settings,
     metrics: Arc<Metrics>,
+    /// Runs the connect timeout (the I/O threads have no timer).
+    timers: Timers,
 }
 
 /// A connection checked out for one exchange.
@@ -97,8 +101,8 @@ pub(crate) struct ConnectError {
 }
 
 impl Upstreams {
-    pub(crate) fn new(settings: Settings, metrics: Arc<Metrics>) -> Upstreams {
-        Upstreams { workers: RwLock::new(HashMap::new()), settings, metrics }
+    pub(crate) fn new(settings: Settings, metrics: Arc<Metrics>, timers: Timers) -> Upstreams {
+        Upstreams { workers: RwLock::new(HashMap::new()), settings, metrics, timers }
     }
 
     /// The pool of connections to `worker` at `address`.
@@ -126,6 +130,7 @@ impl Upstreams {
             retired: AtomicBool::new(false),
             settings: self.settings.clone(),
             metrics: self.metrics.clone(),
+            timers: self.timers.clone(),
         })
     }
 
@@ -191,13 +196,12 @@ impl Upstream {
         let fail = |what: String| ConnectError {
             message: format!("cannot connect to worker {} at {}: {what}", self.worker, self.address),
         };
-        let stream =
-            match tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(self.address)).await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return Err(fail(e.to_string())),
-                Err(_) => return Err(fail(format!("no answer within {:?}", self.settings.connect_timeout))),
-            };
+        let connect = TcpStream::connect(self.address);
+        let stream = match self.timers.timeout(self.settings.connect_timeout, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(fail(e.to_string())),
+            Err(_) => return Err(fail(format!("no answer within {:?}", self.settings.connect_timeout))),
+        };
         let _ = stream.set_nodelay(true);
         self.metrics.upstream_connects.inc();
         self.metrics.upstream_connections.inc();
