@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, request};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, request};
 use hyper::body::Incoming;
 use hyper::ext::ReasonPhrase;
 use hyper::upgrade::OnUpgrade;
@@ -99,9 +99,8 @@ impl Gateway {
             parts.uri = Uri::from(path);
         }
 
-        let rewrite =
-            RequestRewrite::new(&parts.headers, client, &upstream.host, self.preserve_host, upgrade.as_ref());
-        let (head, conn) = match exchange(&upstream, &parts, &rewrite, body).await {
+        let rewrite = Rewrite { client, preserve_host: self.preserve_host, upgrade: upgrade.as_ref() };
+        let (head, conn) = match exchange(&upstream, &mut parts, rewrite, body).await {
             Ok(exchanged) => exchanged,
             Err(message) => {
                 tracing::warn!(session = %lease.session_id(), client = %client.ip, "{message}");
@@ -174,25 +173,41 @@ fn reject(io: &IoThread, why: Rejected, resp: Response<ProxyBody>) -> Response<P
     resp
 }
 
-/// Sends `req` to the worker on a pooled connection; a request that may
-/// be sent again (it never reached the worker, or a kept-alive connection
-/// closed under it: see [`SendError::Unsent`]) is sent once more on a new
-/// connection.
+/// How a request's head is rewritten for the worker (besides its headers).
+struct Rewrite<'a> {
+    client: &'a ClientInfo,
+    preserve_host: bool,
+    upgrade: Option<&'a HeaderValue>,
+}
+
+/// Sends the request of `parts` to the worker on a pooled connection; a
+/// request that may be sent again (it never reached the worker, or a
+/// kept-alive connection closed under it: see [`SendError::Unsent`]) is
+/// sent once more on a new connection.
+///
+/// Once the head is written out, the request's header map is emptied and
+/// holds the response's headers: `parts.headers` is left empty.
 async fn exchange(
     upstream: &Arc<Upstream>,
-    parts: &request::Parts,
-    rewrite: &RequestRewrite<'_>,
+    parts: &mut request::Parts,
+    rewrite: Rewrite<'_>,
     body: Incoming,
 ) -> Result<(ResponseHead, Conn), String> {
     let mut conn = upstream.checkout().await.map_err(|e| e.message)?;
-    let req = Outgoing::new(parts, rewrite, body, conn.take_buffer());
-    let req = match conn.send(req).await {
+    let req = {
+        let Rewrite { client, preserve_host, upgrade } = rewrite;
+        let rewrite = RequestRewrite::new(&parts.headers, client, &upstream.host, preserve_host, upgrade);
+        Outgoing::new(parts, &rewrite, body, conn.take_buffer())
+    };
+    let mut headers = std::mem::take(&mut parts.headers);
+    headers.clear();
+    let req = match conn.send(req, headers).await {
         Ok(head) => return Ok((head, conn)),
         Err(SendError::Failed(message)) => return Err(message),
         Err(SendError::Unsent(req)) => *req,
     };
     let mut conn = upstream.connect().await.map_err(|e| e.message)?;
-    match conn.send(req).await {
+    match conn.send(req, HeaderMap::new()).await {
         Ok(head) => Ok((head, conn)),
         Err(SendError::Failed(message)) => Err(message),
         Err(SendError::Unsent(_)) => {

@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpStream;
 
@@ -222,9 +222,14 @@ impl Upstream {
 
 impl Conn {
     /// Sends `req` and waits for the response head, driving the connection
-    /// meanwhile (see the module docs).
-    pub(crate) async fn send(&mut self, req: Outgoing) -> Result<ResponseHead, SendError> {
-        self.connection.send(req).await.map_err(|e| match e {
+    /// meanwhile (see the module docs); `headers` is room for the head's
+    /// headers ([`Connection::send`]).
+    pub(crate) async fn send(
+        &mut self,
+        req: Outgoing,
+        headers: HeaderMap,
+    ) -> Result<ResponseHead, SendError> {
+        self.connection.send(req, headers).await.map_err(|e| match e {
             SendError::Failed(why) => SendError::Failed(format!(
                 "worker {} at {}: {why}",
                 self.upstream.worker, self.upstream.address

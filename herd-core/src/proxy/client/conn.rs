@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{Method, header, request};
+use http::{HeaderMap, Method, header, request};
 use hyper::body::{Body, Incoming};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
@@ -185,6 +185,8 @@ pub(crate) struct Connection {
     spare: Vec<u8>,
     /// Room to note where a response's headers lie.
     scratch: Vec<(Range<usize>, Range<usize>)>,
+    /// Room for the response's headers (see [`Connection::send`]).
+    headers: HeaderMap,
 }
 
 /// A request buffer larger than this is not kept for the next request.
@@ -203,6 +205,7 @@ impl Connection {
             exchanges: 0,
             spare: Vec::with_capacity(512),
             scratch: Vec::with_capacity(16),
+            headers: HeaderMap::new(),
         }
     }
 
@@ -218,9 +221,17 @@ impl Connection {
     }
 
     /// Sends `req` and waits for the final response head (interim `1xx`
-    /// answers other than `101` are skipped).
-    pub(crate) async fn send(&mut self, req: Outgoing) -> Result<ResponseHead, SendError> {
+    /// answers other than `101` are skipped). The head's headers go into
+    /// `headers`' room: the request's own map, written out and emptied,
+    /// so that with hyper (which reuses each response's map for the next
+    /// request) no exchange allocates a header map.
+    pub(crate) async fn send(
+        &mut self,
+        req: Outgoing,
+        headers: HeaderMap,
+    ) -> Result<ResponseHead, SendError> {
         self.request = Some(req);
+        self.headers = headers;
         self.write_failed = None;
         self.body_done = false;
         let outcome = poll_fn(|cx| self.poll_head(cx)).await;
@@ -245,7 +256,12 @@ impl Connection {
         loop {
             if !self.read.is_empty() {
                 let request_was_head = self.request.as_ref().is_some_and(|r| r.head);
-                match head::parse_response(&mut self.read, request_was_head, &mut self.scratch) {
+                match head::parse_response(
+                    &mut self.read,
+                    request_was_head,
+                    &mut self.scratch,
+                    &mut self.headers,
+                ) {
                     Ok(Some(head)) if head.status.is_informational() && head.status != 101 => continue,
                     Ok(Some(head)) => {
                         self.decoder = Decoder::new(head.framing);

@@ -97,8 +97,12 @@ fn range_in(base: &[u8], part: &[u8]) -> Range<usize> {
 }
 
 /// Parses the response head at the front of `buf`, the answer to a `HEAD`
-/// request or not (`scratch` is room for notes, reused between calls). `Ok(None)` while it is incomplete; once complete its
+/// request or not. `Ok(None)` while it is incomplete; once complete its
 /// bytes are taken off `buf`, and header values share them (no copy).
+///
+/// `scratch` is room for notes and `headers` room for the headers (the
+/// head takes the map, emptied first): both are reused between
+/// exchanges, so a response head costs no allocation.
 ///
 /// Framing that two readers could understand differently is refused, never
 /// guessed: `Transfer-Encoding` together with `Content-Length`,
@@ -108,6 +112,7 @@ pub(crate) fn parse_response(
     buf: &mut BytesMut,
     request_was_head: bool,
     scratch: &mut Vec<(Range<usize>, Range<usize>)>,
+    headers: &mut HeaderMap,
 ) -> Result<Option<ResponseHead>, HeadError> {
     let bytes: &[u8] = &buf[..];
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -197,7 +202,9 @@ pub(crate) fn parse_response(
     let keep_alive = if http10 { keep_alive && !close } else { !close };
 
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(kept.len());
+    let mut headers = std::mem::take(headers);
+    headers.clear();
+    headers.reserve(kept.len());
     for (name, value) in kept.drain(..) {
         let name = HeaderName::from_bytes(&head[name]).map_err(|_| HeadError("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value))
@@ -285,7 +292,7 @@ mod tests {
 
     fn response(raw: &str, head: bool) -> Result<Option<ResponseHead>, HeadError> {
         let mut buf = BytesMut::from(raw.as_bytes());
-        parse_response(&mut buf, head, &mut Vec::new())
+        parse_response(&mut buf, head, &mut Vec::new(), &mut HeaderMap::new())
     }
 
     fn meaning(raw: &str, head: bool) -> (Framing, bool) {
@@ -349,7 +356,7 @@ mod tests {
         let raw = "HTTP/1.1 200 Fine\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n\
                    Trailer: x\r\nUpgrade: h2c\r\nX-Kept: 1\r\nx-kept: 2\r\nContent-Length: 4\r\n\r\nbody";
         let mut buf = BytesMut::from(raw.as_bytes());
-        let head = parse_response(&mut buf, false, &mut Vec::new()).unwrap().unwrap();
+        let head = parse_response(&mut buf, false, &mut Vec::new(), &mut HeaderMap::new()).unwrap().unwrap();
         assert_eq!(&buf[..], b"body");
         assert_eq!(head.status, 200);
         assert_eq!(head.reason.as_deref(), Some(&b"Fine"[..]));
@@ -359,6 +366,20 @@ mod tests {
         assert_eq!(head.upgrade.as_ref().map(|v| v.as_bytes()), Some(&b"h2c"[..]));
         let plain = response("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false).unwrap().unwrap();
         assert_eq!(plain.reason, None, "the usual reason phrase is not kept");
+    }
+
+    #[test]
+    fn a_head_fills_the_map_it_is_given_and_keeps_its_room() {
+        // What a request left: a map with room, and stale entries.
+        let mut room = HeaderMap::with_capacity(32);
+        room.insert("x-from-the-request", HeaderValue::from_static("stale"));
+        let capacity = room.capacity();
+        let mut buf = BytesMut::from(&b"HTTP/1.1 204 No Content\r\nX-Answer: 42\r\n\r\n"[..]);
+        let head = parse_response(&mut buf, false, &mut Vec::new(), &mut room).unwrap().unwrap();
+        assert_eq!(head.headers.len(), 1, "{:?}", head.headers);
+        assert_eq!(head.headers["x-answer"], "42");
+        assert!(head.headers.capacity() >= capacity, "the map's room was not reused");
+        assert!(room.is_empty(), "the head took the map");
     }
 
     #[test]
