@@ -63,8 +63,9 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// How long a client may take to send a request head, and how long a
     /// kept-alive client connection may stay idle. Default 30 s. The
-    /// deadline is checked on a coarse clock: a connection is closed up to
-    /// half this time (at most 1 s) after it passed.
+    /// deadline is kept on a coarse clock that ticks every quarter of this
+    /// time (at most every second): a connection is closed no earlier than
+    /// this, and at most two ticks later (30–32 s by default).
     pub header_read_timeout: Duration,
     /// The `Retry-After` sent with `503` (rounded up to whole seconds).
     /// Default 1 s.
