@@ -9,7 +9,9 @@ file only measures and reports:
   HAProxy (both sticky on X-Session-ID, with upstream keep-alive), at
   several connection counts, for one session and for 100 sessions over 100
   workers; each figure the median of N runs, the runs interleaved so that
-  drifting machine load hits every target alike;
+  drifting machine load hits every target alike; and once more at one
+  connection with wrk, the proxy and the worker all on one CPU (the
+  proxy's own latency, without the cost of waking another vCPU);
 * WebSocket: herd-ws-load (bench/src/bin/ws_load.rs) through herd and
   directly;
 * acquire: Rust (criterion), C (bench/c_acquire.c), Python, Node;
@@ -224,7 +226,17 @@ def machine() -> dict:
         "python": platform.python_version(),
         "node": version(["node", "--version"], r"v(\S+)"),
         "pinned": False,
+        "autogroup": _autogroup(),
     }
+
+
+def _autogroup() -> str:
+    """Whether the scheduler groups processes by session (they all share the suite's)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return "on" if f.read().strip() == "1" else "off"
+    except OSError:
+        return "not built in"
 
 
 def _os_name() -> str:
@@ -365,7 +377,7 @@ class ProxySetup:
         # Another herd build (HERD_COMPARE), in front of its own 101 workers.
         self.targets = [t for t in TARGETS if t != "compare" or args.compare]
         if args.compare:
-            self.compare, self.compare_addr, _ = self.start_herd("herd-compare", args.compare)
+            self.compare, self.compare_addr, self.compare_admin = self.start_herd("herd-compare", args.compare)
         status, body = http_get(self.admin_addr, "/stats")
         if status != 200:
             raise BenchError(f"herd's admin /stats answered HTTP {status}")
@@ -423,6 +435,16 @@ class ProxySetup:
             return [self.haproxy.pid] + children(self.haproxy.pid)
         return []
 
+    def worker_pid(self, admin: str) -> int:
+        """The PID of the worker a herd gateway bound the `bench` session to."""
+        status, body = http_get(admin, "/stats")
+        if status != 200:
+            raise BenchError(f"herd's admin /stats at {admin} answered HTTP {status}")
+        for row in json.loads(body)["worker_rows"]:
+            if row.get("session") == "bench" and row.get("pid"):
+                return int(row["pid"])
+        raise BenchError(f"herd's /stats at {admin} lists no worker PID for the bench session")
+
     def check_stickiness(self) -> None:
         """Each proxy sends a session to one worker, and to herd's worker for `bench`."""
         for target in [t for t in self.targets if t != "direct"]:
@@ -446,11 +468,12 @@ class ProxySetup:
                 raise BenchError(f"{target} does not send {', '.join(missing)} to the worker (it saw {sorted(seen)})")
 
 
-def wrk_run(url: str, conns: int, duration: float, sessions: int) -> dict:
+def wrk_run(url: str, conns: int, duration: float, sessions: int, prefix: list[str] | None = None) -> dict:
+    """One wrk run (`prefix`: a command wrk runs under, such as taskset)."""
     threads = 1 if conns == 1 else 2
     out = run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "5s",
-         "-s", os.path.join(HERE, "wrk.lua"), url + "/"],
+        (prefix or []) + ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "5s",
+                          "-s", os.path.join(HERE, "wrk.lua"), url + "/"],
         f"wrk -c{conns} {url}", env=dict(os.environ, SESSIONS=str(sessions)), timeout=duration + 60)
     m = re.search(r"^BENCH_JSON (\{.*\})$", out, re.M)
     if not m:
@@ -464,14 +487,23 @@ def wrk_run(url: str, conns: int, duration: float, sessions: int) -> dict:
     }
 
 
+def runs_for(args, conns: int) -> int:
+    """Runs per figure: more at one connection, where a run's median mostly
+    shows where the scheduler put wrk, the proxy and the worker (BENCHMARKS.md)."""
+    return args.runs_one_conn if conns == 1 else args.runs
+
+
 def bench_proxy(args, setup: ProxySetup) -> list[dict]:
-    """Every (mode, connections, target) wrk run, `args.runs` times, interleaved."""
+    """Every (mode, connections, target) wrk run, `runs_for` times, interleaved."""
     modes = [("one", 1), ("many", SESSIONS_MANY)]
     samples: dict[tuple, list[dict]] = {}
-    for rep in range(args.runs):
-        print(f"bench: proxy, round {rep + 1} of {args.runs} (load average {load_average()})", flush=True)
+    rounds = max(runs_for(args, c) for c in args.conns)
+    for rep in range(rounds):
+        print(f"bench: proxy, round {rep + 1} of {rounds} (load average {load_average()})", flush=True)
         for mode, sessions in modes:
             for conns in args.conns:
+                if rep >= runs_for(args, conns):
+                    continue
                 for target in setup.targets:
                     if mode == "many" and target == "direct":
                         continue  # wrk reaches one address: there is no "direct" to 100 workers
@@ -495,6 +527,78 @@ def bench_proxy(args, setup: ProxySetup) -> list[dict]:
             if values:
                 row[key] = statistics.median(values)
         row["rps_runs"] = [round(r["rps"]) for r in runs]
+        row["p50_runs"] = [r["p50_us"] for r in runs]
+        rows.append(row)
+    return rows
+
+
+def threads_of(pids: list[int]) -> list[int]:
+    """Every thread of these processes."""
+    tids = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            tids += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    return tids
+
+
+@contextlib.contextmanager
+def pinned(pids: list[int], cpu: int):
+    """Runs the block with every thread of `pids` on `cpu` only; puts each
+    thread's own CPU set back afterwards (also when the block fails)."""
+    saved = {}
+    try:
+        for tid in threads_of(pids):
+            with contextlib.suppress(OSError):  # a thread may have just ended
+                saved[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, {cpu})
+        yield
+    finally:
+        for tid, cpus in saved.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, cpus)
+
+
+def bench_proxy_one_cpu(args, setup: ProxySetup) -> list[dict]:
+    """wrk -c1, the proxy and the session's worker all on one CPU.
+
+    Unpinned, a one-connection round trip on a small VM is mostly the cost of
+    waking an idle vCPU, paid on every hop that crosses CPUs, and where the
+    scheduler puts the three processes changes from run to run. On one CPU
+    each hop is a plain context switch: the round trip is the three
+    processes' own work, so this is the proxy's latency itself.
+    """
+    cpu = min(os.sched_getaffinity(0))
+    workers = {"herd": setup.worker_pid(setup.admin_addr)}
+    if "compare" in setup.targets:
+        workers["compare"] = setup.worker_pid(setup.compare_admin)
+    samples: dict[str, list[dict]] = {}
+    for rep in range(args.pinned_runs):
+        print(f"bench: proxy on one CPU, round {rep + 1} of {args.pinned_runs}", flush=True)
+        for target in setup.targets:
+            worker = workers.get(target, workers["herd"])
+            pids = setup.pids(target)
+            url = setup.url(target, "one")
+            with pinned(pids + [worker], cpu):
+                argv_prefix = ["taskset", "-c", str(cpu)]
+                if args.warmup > 0:
+                    wrk_run(url, 1, args.warmup, 1, argv_prefix)
+                u0, s0 = cpu_seconds(pids)
+                r = wrk_run(url, 1, args.duration, 1, argv_prefix)
+                u1, s1 = cpu_seconds(pids)
+            if pids and r["requests"]:
+                r["cpu_user_us"] = (u1 - u0) * 1e6 / r["requests"]
+                r["cpu_sys_us"] = (s1 - s0) * 1e6 / r["requests"]
+            samples.setdefault(target, []).append(r)
+    rows = []
+    for target, runs in samples.items():
+        row = {"target": target, "cpu": cpu, "runs": len(runs), "errors": sum(r["errors"] for r in runs)}
+        for key in ["rps", "p50_us", "p99_us", "cpu_user_us", "cpu_sys_us"]:
+            values = [r[key] for r in runs if key in r]
+            if values:
+                row[key] = statistics.median(values)
+        # One connection: the mean round trip is the inverse of requests/s.
+        row["mean_us"] = 1e6 / row["rps"] if row.get("rps") else None
+        row["p50_runs"] = [r["p50_us"] for r in runs]
         rows.append(row)
     return rows
 
@@ -657,6 +761,12 @@ def goals(results: dict) -> list[tuple[str, str, bool | None]]:
     if herd and nginx:
         out.append(("herd's p50 ≤ nginx's at 1 connection", f"{herd['p50_us']:.0f} vs {nginx['p50_us']:.0f} µs",
                     herd["p50_us"] <= nginx["p50_us"]))
+    one_cpu = {r["target"]: r for r in results.get("proxy_one_cpu") or []}
+    herd, nginx = one_cpu.get("herd"), one_cpu.get("nginx")
+    if herd and nginx and herd.get("mean_us") and nginx.get("mean_us"):
+        out.append(("herd's p50 ≤ nginx's at 1 connection, all on one CPU",
+                    f"{herd['p50_us']:.0f} vs {nginx['p50_us']:.0f} µs (mean {herd['mean_us']:.1f} vs "
+                    f"{nginx['mean_us']:.1f} µs)", herd["p50_us"] <= nginx["p50_us"]))
     spawn = results.get("spawn")
     if spawn:
         diff = spawn["cold_acquire_ms"] - spawn["exec_to_ready_ms"]
@@ -679,12 +789,14 @@ def markdown(results: dict) -> str:
              f"kernel {m['kernel']} · rustc {m['rustc']}, nginx {m['nginx']}, HAProxy {m['haproxy']}, "
              f"wrk {m['wrk']}, Python {m['python']}, Node {m['node']} · herd built `{results['profile']}`", "",
              f"Load average at start {m['load_average_start']}, at end {results.get('load_average_end', '?')}. "
-             "Processes not pinned to CPUs (see BENCHMARKS.md).", ""]
+             "Processes not pinned to CPUs but in the one-CPU table; all in the suite's session "
+             f"(scheduler autogroups {m.get('autogroup', '?')}; see BENCHMARKS.md).", ""]
     proxy = results.get("proxy")
     if proxy:
         p = results["proxy_settings"]
         lines += ["## Proxy (wrk, GET / of the demo worker)", "",
-                  f"Median of {p['runs']} runs of {p['duration_s']} s (after {p['warmup_s']} s warm-up) each; "
+                  f"Median of {p['runs']} runs of {p['duration_s']} s (after {p['warmup_s']} s warm-up) each, "
+                  f"{p.get('runs_one_connection', p['runs'])} runs at 1 connection; "
                   "CPU/request is the proxy's own user + system time.", "",
                   "| sessions | conns | target | requests/s | p50 | p99 | p99.9 | CPU/request | errors |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -695,6 +807,24 @@ def markdown(results: dict) -> str:
                 name = "**herd**"
             lines.append(f"| {r['sessions']} | {r['connections']} | {name} | {fmt_rps(r['rps'])} | "
                          f"{fmt_us(r['p50_us'])} | {fmt_us(r['p99_us'])} | {fmt_us(r['p999_us'])} | {cpu} | "
+                         f"{r['errors']} |")
+        lines.append("")
+    one_cpu = results.get("proxy_one_cpu")
+    if one_cpu:
+        direct = next((r for r in one_cpu if r["target"] == "direct"), None)
+        lines += ["## Proxy on one CPU (wrk -c1, the proxy and the worker pinned to one CPU)", "",
+                  f"Median of {one_cpu[0]['runs']} runs. Each hop is a context switch on one CPU, none wakes "
+                  "another vCPU: the round trip is the three processes' own work, and the proxy's share is "
+                  "its mean minus the worker's direct mean.", "",
+                  "| target | p50 | mean | added to direct | requests/s | CPU/request | errors |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in sorted(one_cpu, key=lambda r: TARGETS.index(r["target"])):
+            cpu = (f"{r['cpu_user_us']:.1f} + {r['cpu_sys_us']:.1f} µs" if "cpu_user_us" in r else "—")
+            added = (f"{r['mean_us'] - direct['mean_us']:.1f} µs"
+                     if direct and r is not direct and r.get("mean_us") and direct.get("mean_us") else "—")
+            name = "**herd**" if r["target"] == "herd" else TARGET_LABEL[r["target"]]
+            mean = f"{r['mean_us']:.1f} µs" if r.get("mean_us") else "—"
+            lines.append(f"| {name} | {fmt_us(r['p50_us'])} | {mean} | {added} | {fmt_rps(r['rps'])} | {cpu} | "
                          f"{r['errors']} |")
         lines.append("")
     ws = results.get("websocket")
@@ -822,6 +952,8 @@ def main() -> int:
     unknown = parts - {"proxy", "websocket", "acquire", "spawn"}
     if unknown:
         parser.error(f"unknown parts in --only: {sorted(unknown)}")
+    # One connection gets more runs (see runs_for); the one-CPU part has runs of its own.
+    args.runs_one_conn, args.pinned_runs = (1, 1) if args.smoke else (7, 5)
     if args.smoke:
         args.runs, args.duration, args.warmup, args.conns = 1, 1, 0, [1, 16]
         args.ws_sockets, args.scale, args.cold = 8, [20], 3
@@ -843,10 +975,12 @@ def main() -> int:
                 setup = ProxySetup(args, procs, work)
                 setup.start()
                 if "proxy" in parts:
-                    results["proxy_settings"] = {"runs": args.runs, "duration_s": args.duration,
+                    results["proxy_settings"] = {"runs": args.runs, "runs_one_connection": args.runs_one_conn,
+                                                 "runs_one_cpu": args.pinned_runs, "duration_s": args.duration,
                                                  "warmup_s": args.warmup, "connections": args.conns,
                                                  "sessions": [1, SESSIONS_MANY]}
                     results["proxy"] = bench_proxy(args, setup)
+                    results["proxy_one_cpu"] = bench_proxy_one_cpu(args, setup)
                 if "websocket" in parts:
                     print(f"bench: WebSocket (load average {load_average()})", flush=True)
                     results["websocket"] = bench_websocket(args, setup)
