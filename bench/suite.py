@@ -903,7 +903,9 @@ def plots(results: dict, out_dir: str) -> list[str]:
             ax.grid(True, alpha=0.3)
         axes[0].set_ylabel(ylabel)
         axes[0].legend()
-        fig.suptitle(f"GET / through each proxy (median of {results['proxy_settings']['runs']} runs), "
+        settings = results["proxy_settings"]
+        fig.suptitle(f"GET / through each proxy (median of {settings['runs']} runs, "
+                     f"{settings.get('runs_one_connection', settings['runs'])} at 1 connection), "
                      f"{results['machine']['cores']} vCPU")
         fig.tight_layout()
         path = os.path.join(out_dir, fname)
