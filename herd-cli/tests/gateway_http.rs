@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -168,7 +168,9 @@ fn oversized_request_heads_get_431_and_slow_heads_are_cut_off() {
     let big = "y".repeat(20_000);
     let resp = request(gw.addr, "GET", "/", &[("X-Session-ID", "a"), ("X-Big", &big)], b"");
     assert_eq!(resp.status, 431);
-    // A client that never finishes its head is disconnected.
+    // A client that never finishes its head is disconnected, and not
+    // before its 500 ms are up (the deadline is kept on a coarse clock).
+    let started = Instant::now();
     let mut slow = TcpStream::connect(gw.addr).unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nX-Session-ID: slow\r\n").unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -176,6 +178,8 @@ fn oversized_request_heads_get_431_and_slow_heads_are_cut_off() {
     let closed = slow.read_to_end(&mut buf);
     assert!(closed.is_ok(), "herd must close a connection whose head never completes: {closed:?}");
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"), "{}", String::from_utf8_lossy(&buf));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "cut off after {waited:?}, before the 500 ms timeout");
 }
 
 #[test]

@@ -65,7 +65,7 @@ pub struct ProxyConfig {
     /// kept-alive client connection may stay idle. Default 30 s. The
     /// deadline is kept on a coarse clock that ticks every quarter of this
     /// time (at most every second): a connection is closed no earlier than
-    /// this, and at most two ticks later (30–32 s by default).
+    /// this, and at most three ticks later (30–33 s by default).
     pub header_read_timeout: Duration,
     /// The `Retry-After` sent with `503` (rounded up to whole seconds).
     /// Default 1 s.

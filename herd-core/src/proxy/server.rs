@@ -179,8 +179,7 @@ pub(crate) fn spawn_io_thread(
 ) -> Result<(), Error> {
     let guard = serving.all.guard();
     // Each thread has its own header-read timer: no lock is shared.
-    let timer = CoarseTimer::default();
-    let tick = CoarseTimer::period_for(serving.header_read_timeout);
+    let timer = CoarseTimer::new(serving.header_read_timeout);
     let http = Arc::new(http_server(serving.max_header_bytes, serving.header_read_timeout, timer.clone()));
     let gateway = serving.gateway.clone();
     let stop = gateway.stop.clone();
@@ -191,7 +190,7 @@ pub(crate) fn spawn_io_thread(
     let mut closed = stop.clone();
     serving.pool_runtime.spawn(async move {
         tokio::select! {
-            _ = timer.tick(tick) => {}
+            _ = timer.tick() => {}
             _ = closed.closed() => {}
         }
     });

@@ -15,11 +15,13 @@
 //!   arming one reads no clock at all.
 //! * [`Timers`]: the few precise waits (an upstream connect timeout, the
 //!   accept back-off, a tunnel's close deadline). They are rare, so each
-//!   is a task on the pool's runtime that the waiting future owns.
+//!   is a task on the pool's runtime that the waiting future owns; a
+//!   timeout spawns it only for a wait that outlasts one turn of the
+//!   event loop (a connect to a worker on loopback does not).
 //!
 //! A header-read deadline is a limit on slow clients (ProxyConfig's
 //! `header_read_timeout`), not a measurement: it passes between the
-//! timeout and the timeout plus two ticks (a tick is a quarter of the
+//! timeout and the timeout plus three ticks (a tick is a quarter of the
 //! timeout, at most a second), which changes nothing for it.
 
 use std::future::Future;
@@ -34,28 +36,29 @@ use parking_lot::Mutex;
 
 /// A [`Timer`] for hyper whose sleeps a [`CoarseTimer::tick`] task wakes,
 /// and whose clock that task keeps.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct CoarseTimer {
     table: Arc<Mutex<Table>>,
     clock: Arc<CoarseClock>,
+    period: Duration,
 }
 
-/// A time no earlier than now (up to the ticker's own lateness): the last
-/// tick plus one period. One atomic load to read.
+/// The ticker's clock: the last tick plus two periods, so that it is
+/// never behind the real time while the next tick is at most a period
+/// late. One atomic load to read.
 struct CoarseClock {
     epoch: Instant,
     /// Nanoseconds after `epoch`.
     ahead: AtomicU64,
 }
 
-impl Default for CoarseClock {
-    fn default() -> Self {
-        // Until the first tick: one second ahead, the longest period.
-        CoarseClock { epoch: Instant::now(), ahead: AtomicU64::new(1_000_000_000) }
-    }
-}
-
 impl CoarseClock {
+    fn new(lead: Duration) -> CoarseClock {
+        let clock = CoarseClock { epoch: Instant::now(), ahead: AtomicU64::new(0) };
+        clock.set(clock.epoch + lead);
+        clock
+    }
+
     fn now(&self) -> Instant {
         self.epoch + Duration::from_nanos(self.ahead.load(Ordering::Relaxed))
     }
@@ -104,27 +107,34 @@ impl Table {
 }
 
 impl CoarseTimer {
-    /// The period of [`tick`](Self::tick) for deadlines `timeout` ahead:
-    /// a quarter of it, at most a second.
-    pub(crate) fn period_for(timeout: Duration) -> Duration {
-        (timeout / 4).clamp(Duration::from_millis(1), Duration::from_secs(1))
+    /// A timer for deadlines `timeout` ahead. Its ticker
+    /// ([`tick`](Self::tick)) runs every quarter of `timeout`, at most
+    /// every second.
+    pub(crate) fn new(timeout: Duration) -> CoarseTimer {
+        let period = (timeout / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
+        CoarseTimer { table: Arc::default(), clock: Arc::new(CoarseClock::new(2 * period)), period }
     }
 
-    /// Every `period`, forever: sets the clock one period ahead and wakes
-    /// every sleep whose deadline has passed (on any runtime: a waker
-    /// wakes its task wherever it runs).
+    /// Every period, forever: sets the clock two periods ahead of the
+    /// real time and wakes every sleep whose deadline has passed (on any
+    /// runtime: a waker wakes its task wherever it runs).
     ///
-    /// A deadline set at real time `t` is at least `t + timeout` (the
-    /// clock is never behind) and at most one period more; it is seen at
-    /// the first tick after it. So it fires between `timeout` and
-    /// `timeout + 2 * period` after `t`, plus the ticker's own lateness.
-    pub(crate) async fn tick(self, period: Duration) {
+    /// # Bounds
+    /// While each tick comes at most a period late, the clock is never
+    /// behind the real time and at most two periods ahead. A deadline set
+    /// at real time `t` is then between `t + timeout` and two periods
+    /// more, and is seen at the first tick after it: it fires between
+    /// `timeout` and `timeout + 3 * period` after `t`. A ticker stalled
+    /// for longer (the pool's runtime starved) makes deadlines set
+    /// meanwhile early by the excess.
+    pub(crate) async fn tick(self) {
         let mut due = Vec::new();
-        self.clock.set(Instant::now() + period);
+        let lead = 2 * self.period;
+        self.clock.set(Instant::now() + lead);
         loop {
-            tokio::time::sleep(period).await;
+            tokio::time::sleep(self.period).await;
             let now = Instant::now();
-            self.clock.set(now + period);
+            self.clock.set(now + lead);
             self.fire(now, &mut due);
             due.drain(..).for_each(Waker::wake);
         }
@@ -215,6 +225,8 @@ impl Sleep for CoarseSleep {}
 #[derive(Clone)]
 pub(crate) struct Timers {
     runtime: tokio::runtime::Handle,
+    /// Sleeps spawned so far (what the tests look at).
+    spawned: Arc<AtomicU64>,
 }
 
 /// A wait that [`Timers::timeout`] gave up on.
@@ -224,24 +236,42 @@ pub(crate) struct Elapsed;
 impl Timers {
     /// Timers on `runtime`, which must have tokio's time driver.
     pub(crate) fn new(runtime: tokio::runtime::Handle) -> Timers {
-        Timers { runtime }
+        Timers { runtime, spawned: Arc::default() }
     }
 
     /// Resolves once `duration` has passed. Costs a task spawn on the
     /// pool's runtime: for rare waits, not for every request.
     pub(crate) fn sleep(&self, duration: Duration) -> PoolSleep {
+        self.spawned.fetch_add(1, Ordering::Relaxed);
         // The sleep is made inside the task: made here, it would look for
         // the calling thread's timer, which an I/O thread does not have.
         PoolSleep(self.runtime.spawn(async move { tokio::time::sleep(duration).await }))
     }
 
     /// `future`'s output, or [`Elapsed`] if it takes longer than `duration`.
+    ///
+    /// The sleep is spawned only if `future` is still pending after one
+    /// turn of the event loop (`yield_now` wakes this task after the I/O
+    /// driver has been polled): a connect to a worker on loopback has its
+    /// readiness event by then, so it costs no task on the pool's runtime
+    /// — for a worker that closes every connection, that is per request.
     pub(crate) async fn timeout<F: Future>(
         &self,
         duration: Duration,
         future: F,
     ) -> Result<F::Output, Elapsed> {
-        let sleep = self.sleep(duration);
+        let started = Instant::now();
+        let mut future = std::pin::pin!(future);
+        for turn in 0..2 {
+            if turn == 1 {
+                tokio::task::yield_now().await;
+            }
+            let polled = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
+            if let Poll::Ready(out) = polled {
+                return Ok(out);
+            }
+        }
+        let sleep = self.sleep(duration.saturating_sub(started.elapsed()));
         tokio::select! {
             biased;
             out = future => Ok(out),
@@ -284,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_sleep_fires_once_its_deadline_passed_and_frees_its_slot() {
-        let timer = CoarseTimer::default();
+        let timer = CoarseTimer::new(Duration::from_secs(60));
         let woken = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
@@ -320,21 +350,25 @@ mod tests {
     fn the_clock_hyper_reads_is_never_behind_the_real_one() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         rt.block_on(async {
-            let timer = CoarseTimer::default();
-            assert!(timer.now() >= Instant::now(), "before the first tick");
-            let period = Duration::from_millis(5);
-            tokio::spawn(timer.clone().tick(period));
-            for _ in 0..5 {
-                tokio::time::sleep(Duration::from_millis(3)).await;
+            // Ticks every 50 ms; the clock leads by two of them.
+            let timeout = Duration::from_millis(200);
+            let timer = CoarseTimer::new(timeout);
+            let check = |when: &str| {
                 let now = Instant::now();
                 let coarse = timer.now();
-                assert!(coarse >= now, "the ticker's clock is behind by {:?}", now - coarse);
+                assert!(coarse >= now, "{when}: the ticker's clock is behind by {:?}", now - coarse);
+                assert!(coarse <= now + Duration::from_millis(100), "{when}: more than two ticks ahead");
+            };
+            check("before the first tick");
+            tokio::spawn(timer.clone().tick());
+            for _ in 0..8 {
+                tokio::time::sleep(Duration::from_millis(17)).await;
+                check("between ticks");
             }
             // A deadline set from it passes no earlier than the timeout.
             let started = Instant::now();
-            let deadline = timer.now() + Duration::from_millis(20);
-            timer.sleep_until(deadline).await;
-            assert!(started.elapsed() >= Duration::from_millis(20));
+            timer.sleep_until(timer.now() + timeout).await;
+            assert!(started.elapsed() >= timeout);
         });
     }
 
@@ -364,6 +398,25 @@ mod tests {
     }
 
     #[test]
+    fn a_connect_on_loopback_is_timed_without_a_task_on_the_pool_runtime() {
+        let pool = pool_runtime();
+        let timers = Timers::new(pool.handle().clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        io_thread_runtime().block_on(async {
+            let connect = tokio::net::TcpStream::connect(address);
+            let connected = timers.timeout(Duration::from_secs(5), connect).await;
+            assert!(matches!(connected, Ok(Ok(_))), "{connected:?}");
+            assert_eq!(timers.spawned.load(Ordering::Relaxed), 0, "a sleep was spawned for it");
+
+            // A wait that outlasts a turn of the event loop gets its sleep.
+            let late = timers.timeout(Duration::from_millis(10), std::future::pending::<()>()).await;
+            assert_eq!(late, Err(Elapsed));
+            assert_eq!(timers.spawned.load(Ordering::Relaxed), 1);
+        });
+    }
+
+    #[test]
     fn dropping_a_pool_sleep_cancels_its_task() {
         let pool = pool_runtime();
         let timers = Timers::new(pool.handle().clone());
@@ -382,8 +435,8 @@ mod tests {
     fn the_ticker_wakes_a_sleeping_task() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         rt.block_on(async {
-            let timer = CoarseTimer::default();
-            tokio::spawn(timer.clone().tick(Duration::from_millis(5)));
+            let timer = CoarseTimer::new(Duration::from_millis(20));
+            tokio::spawn(timer.clone().tick());
             let started = Instant::now();
             timer.sleep(Duration::from_millis(20)).await;
             assert!(started.elapsed() >= Duration::from_millis(20));
