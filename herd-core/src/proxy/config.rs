@@ -65,7 +65,8 @@ pub struct ProxyConfig {
     /// kept-alive client connection may stay idle. Default 30 s. The
     /// deadline is kept on a coarse clock that ticks every quarter of this
     /// time (at most every second): a connection is closed no earlier than
-    /// this, and at most three ticks later (30–33 s by default).
+    /// this, and at most three ticks later (30–33 s by default). At most 1
+    /// day, like every timeout here.
     pub header_read_timeout: Duration,
     /// The `Retry-After` sent with `503` (rounded up to whole seconds).
     /// Default 1 s.
@@ -115,6 +116,9 @@ impl Default for ProxyConfig {
 
 /// hyper's floor for its read buffer, and so for the header limit.
 pub(crate) const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+/// The longest timeout a proxy accepts (a day).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl ProxyConfig {
     /// Checks every field; the error names the field.
@@ -166,6 +170,11 @@ impl ProxyConfig {
         for (name, value) in positive {
             if value.is_zero() {
                 return Err(Error::invalid_config(format!("{name} must be greater than zero")));
+            }
+            // Deadlines are `Instant`s: an absurd timeout must be a clear
+            // error here, not an overflow later.
+            if value > MAX_TIMEOUT {
+                return Err(Error::invalid_config(format!("{name} ({value:?}) must be at most 1 day")));
             }
         }
         if self.threads > 64 {
@@ -231,6 +240,14 @@ mod tests {
                 "header_read_timeout",
             ),
             (ProxyConfig { acquire_timeout: Some(Duration::ZERO), ..Default::default() }, "acquire_timeout"),
+            (
+                ProxyConfig { header_read_timeout: Duration::from_secs(u64::MAX), ..Default::default() },
+                "header_read_timeout (",
+            ),
+            (
+                ProxyConfig { upstream_idle_timeout: Duration::from_secs(86_401), ..Default::default() },
+                "upstream_idle_timeout (86401s) must be at most 1 day",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err();
