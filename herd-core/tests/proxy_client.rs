@@ -443,6 +443,29 @@ fn head_204_304_and_interim_answers_have_no_body() {
 }
 
 #[test]
+fn an_answer_carries_the_worker_headers_and_none_of_the_request() {
+    // The proxy parses each answer's headers into the request's emptied
+    // header map: nothing of the request may come back with the answer,
+    // after interim answers or a retry on a new connection either.
+    let t = Setup::new();
+    let get =
+        |path: &str| Response::parse(&t.raw(&format!("GET {path} HTTP/1.1\r\nX-Request-Only: secret"), b""));
+    let mut answers = vec![("/cl", get("/cl")), ("/interim", get("/interim")), ("/204", get("/204"))];
+    answers.push(("/drop-next", get("/drop-next")));
+    answers.push(("/cl after a dropped request", get("/cl")));
+    for (what, r) in &answers {
+        assert!(r.status == 200 || r.status == 204, "{what}: {r:?}");
+        assert!(!r.head.contains("secret") && !r.head.contains("x-request-only"), "{what}: {}", r.head);
+        assert!(!r.head.contains("x-session-id") && !r.head.contains("host: gw"), "{what}: {}", r.head);
+    }
+    assert_eq!(answers[0].1.header("x-worker"), Some("fake"));
+    let sent = t.seen.requests.lock().unwrap().clone();
+    assert!(sent.iter().all(|r| r.headers.get("x-request-only").map(String::as_str) == Some("secret")));
+    // The last `/cl` was sent twice: once on the dropped connection, once on a new one.
+    assert_eq!(sent.iter().filter(|r| r.path == "/cl").count(), 3, "{sent:?}");
+}
+
+#[test]
 fn request_bodies_go_by_length_or_chunked() {
     let t = Setup::new();
     let r = Response::parse(&t.raw("POST /echo HTTP/1.1\r\nContent-Length: 5", b"hello"));

@@ -185,7 +185,7 @@ struct Rewrite<'a> {
 /// kept-alive connection closed under it: see [`SendError::Unsent`]) is
 /// sent once more on a new connection.
 ///
-/// Once the head is written out, the request's header map is emptied and
+/// Once the head is serialized, the request's header map is emptied and
 /// holds the response's headers: `parts.headers` is left empty.
 async fn exchange(
     upstream: &Arc<Upstream>,

@@ -222,7 +222,7 @@ impl Connection {
 
     /// Sends `req` and waits for the final response head (interim `1xx`
     /// answers other than `101` are skipped). The head's headers go into
-    /// `headers`' room: the request's own map, written out and emptied,
+    /// `headers`' room: the request's own map, serialized and emptied,
     /// so that with hyper (which reuses each response's map for the next
     /// request) no exchange allocates a header map.
     pub(crate) async fn send(
