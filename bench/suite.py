@@ -123,11 +123,19 @@ def wait_for(what: str, check, timeout: float = 30.0, proc: subprocess.Popen | N
         time.sleep(0.02)
 
 
-def run(argv: list[str], what: str, env: dict | None = None, timeout: float | None = None) -> str:
-    """Runs a command to completion; returns its stdout, or fails with its stderr."""
+def run(argv: list[str], what: str, env: dict | None = None, timeout: float | None = None,
+        cpu: int | None = None) -> str:
+    """Runs a command to completion (on CPU `cpu` only, if given); returns
+    its stdout, or fails with its stderr."""
+
+    def before_exec() -> None:
+        _die_with_parent()
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+
     try:
         done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=timeout, preexec_fn=_die_with_parent
+            argv, capture_output=True, text=True, env=env, timeout=timeout, preexec_fn=before_exec
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise BenchError(f"{what}: {e}") from e
@@ -468,13 +476,13 @@ class ProxySetup:
                 raise BenchError(f"{target} does not send {', '.join(missing)} to the worker (it saw {sorted(seen)})")
 
 
-def wrk_run(url: str, conns: int, duration: float, sessions: int, prefix: list[str] | None = None) -> dict:
-    """One wrk run (`prefix`: a command wrk runs under, such as taskset)."""
+def wrk_run(url: str, conns: int, duration: float, sessions: int, cpu: int | None = None) -> dict:
+    """One wrk run (on CPU `cpu` only, if given)."""
     threads = 1 if conns == 1 else 2
     out = run(
-        (prefix or []) + ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "5s",
-                          "-s", os.path.join(HERE, "wrk.lua"), url + "/"],
-        f"wrk -c{conns} {url}", env=dict(os.environ, SESSIONS=str(sessions)), timeout=duration + 60)
+        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "5s",
+         "-s", os.path.join(HERE, "wrk.lua"), url + "/"],
+        f"wrk -c{conns} {url}", env=dict(os.environ, SESSIONS=str(sessions)), timeout=duration + 60, cpu=cpu)
     m = re.search(r"^BENCH_JSON (\{.*\})$", out, re.M)
     if not m:
         raise BenchError(f"wrk printed no BENCH_JSON line (bench/wrk.lua):\n{out}")
@@ -482,7 +490,7 @@ def wrk_run(url: str, conns: int, duration: float, sessions: int, prefix: list[s
     errors = sum(r[k] for k in ["connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"])
     return {
         "rps": r["requests"] / (r["duration_us"] / 1e6),
-        "p50_us": r["p50_us"], "p99_us": r["p99_us"], "p999_us": r["p999_us"],
+        "p50_us": r["p50_us"], "p99_us": r["p99_us"], "p999_us": r["p999_us"], "mean_us": r["mean_us"],
         "requests": r["requests"], "errors": errors,
     }
 
@@ -544,18 +552,25 @@ def threads_of(pids: list[int]) -> list[int]:
 @contextlib.contextmanager
 def pinned(pids: list[int], cpu: int):
     """Runs the block with every thread of `pids` on `cpu` only; puts each
-    thread's own CPU set back afterwards (also when the block fails)."""
-    saved = {}
+    thread's own CPU set back afterwards (also when the block fails), and
+    gives threads started meanwhile (they inherit `cpu`) their process's."""
+    saved: dict[int, set[int]] = {}
     try:
         for tid in threads_of(pids):
-            with contextlib.suppress(OSError):  # a thread may have just ended
+            with contextlib.suppress(ProcessLookupError):  # the thread just ended
                 saved[tid] = os.sched_getaffinity(tid)
                 os.sched_setaffinity(tid, {cpu})
+        for pid in pids:
+            if os.sched_getaffinity(pid) != {cpu}:
+                raise BenchError(f"could not pin process {pid} to CPU {cpu}")
         yield
     finally:
-        for tid, cpus in saved.items():
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(tid, cpus)
+        for pid in pids:
+            for tid in threads_of([pid]):
+                cpus = saved.get(tid, saved.get(pid))
+                if cpus is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.sched_setaffinity(tid, cpus)
 
 
 def bench_proxy_one_cpu(args, setup: ProxySetup) -> list[dict]:
@@ -579,11 +594,10 @@ def bench_proxy_one_cpu(args, setup: ProxySetup) -> list[dict]:
             pids = setup.pids(target)
             url = setup.url(target, "one")
             with pinned(pids + [worker], cpu):
-                argv_prefix = ["taskset", "-c", str(cpu)]
                 if args.warmup > 0:
-                    wrk_run(url, 1, args.warmup, 1, argv_prefix)
+                    wrk_run(url, 1, args.warmup, 1, cpu)
                 u0, s0 = cpu_seconds(pids)
-                r = wrk_run(url, 1, args.duration, 1, argv_prefix)
+                r = wrk_run(url, 1, args.duration, 1, cpu)
                 u1, s1 = cpu_seconds(pids)
             if pids and r["requests"]:
                 r["cpu_user_us"] = (u1 - u0) * 1e6 / r["requests"]
@@ -592,12 +606,10 @@ def bench_proxy_one_cpu(args, setup: ProxySetup) -> list[dict]:
     rows = []
     for target, runs in samples.items():
         row = {"target": target, "cpu": cpu, "runs": len(runs), "errors": sum(r["errors"] for r in runs)}
-        for key in ["rps", "p50_us", "p99_us", "cpu_user_us", "cpu_sys_us"]:
+        for key in ["rps", "p50_us", "p99_us", "mean_us", "cpu_user_us", "cpu_sys_us"]:
             values = [r[key] for r in runs if key in r]
             if values:
                 row[key] = statistics.median(values)
-        # One connection: the mean round trip is the inverse of requests/s.
-        row["mean_us"] = 1e6 / row["rps"] if row.get("rps") else None
         row["p50_runs"] = [r["p50_us"] for r in runs]
         rows.append(row)
     return rows
