@@ -974,7 +974,24 @@ def main() -> int:
     else:
         args.runs, args.duration, args.warmup, args.conns = 3, 5, 1, [1, 16, 64, 256]
         args.ws_sockets, args.scale, args.cold = 64, [100, 300, 1000], 40
-    args.duration = int(os.environ.get("BENCH_DURATION", args.duration))
+    def env_ints(name: str) -> list[int] | None:
+        raw = os.environ.get(name)
+        if not raw:
+            return None
+        try:
+            values = [int(v) for v in raw.split(",")]
+        except ValueError:
+            parser.error(f"{name}={raw!r}: expected whole numbers separated by commas")
+        if min(values) < 1:
+            parser.error(f"{name}={raw!r}: every number must be at least 1")
+        return values
+
+    args.duration = (env_ints("BENCH_DURATION") or [args.duration])[0]
+    # More rounds for a tighter median (every connection count gets them),
+    # or fewer connection counts: BENCH_RUNS=20 BENCH_CONNS=1,64.
+    if runs := env_ints("BENCH_RUNS"):
+        args.runs = args.runs_one_conn = runs[0]
+    args.conns = env_ints("BENCH_CONNS") or args.conns
     os.makedirs(args.out, exist_ok=True)
 
     results: dict = {"mode": "smoke" if args.smoke else "full", "profile": args.profile,
