@@ -796,7 +796,12 @@ def goals(results: dict) -> list[tuple[str, str, bool | None]]:
 
 def markdown(results: dict) -> str:
     m = results["machine"]
-    lines = [f"# herd benchmark results ({results['mode']} run)", "",
+    # "full run" only when every part ran; `--only` names the parts it ran.
+    every = ["proxy", "websocket", "acquire", "spawn"]
+    ran = [p for p in every if p in results.get("parts", every)]
+    what = f"{results['mode']} run" if ran == every else (
+        ("smoke run, " if results["mode"] == "smoke" else "") + f"{' and '.join(ran)} only")
+    lines = [f"# herd benchmark results ({what})", "",
              f"{results['started']} · {m['cores']} cores, {m['cpu']}, {m['memory_gib']} GiB, {m['os']}, "
              f"kernel {m['kernel']} · rustc {m['rustc']}, nginx {m['nginx']}, HAProxy {m['haproxy']}, "
              f"wrk {m['wrk']}, Python {m['python']}, Node {m['node']} · herd built `{results['profile']}`", "",
@@ -995,7 +1000,8 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
 
     results: dict = {"mode": "smoke" if args.smoke else "full", "profile": args.profile,
-                     "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
+                     "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+                     "parts": sorted(parts)}
     procs = Processes()
     # SIGTERM (e.g. from bench/run's trap) unwinds like Ctrl-C, so the finally runs.
     signal.signal(signal.SIGTERM, _interrupted)
