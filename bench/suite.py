@@ -794,12 +794,15 @@ def goals(results: dict) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+# The suite's parts, in the order they run and are reported.
+PARTS = ("proxy", "websocket", "acquire", "spawn")
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     # "full run" only when every part ran; `--only` names the parts it ran.
-    every = ["proxy", "websocket", "acquire", "spawn"]
-    ran = [p for p in every if p in results.get("parts", every)]
-    what = f"{results['mode']} run" if ran == every else (
+    ran = tuple(p for p in PARTS if p in results.get("parts", PARTS))
+    what = f"{results['mode']} run" if ran == PARTS else (
         ("smoke run, " if results["mode"] == "smoke" else "") + f"{' and '.join(ran)} only")
     lines = [f"# herd benchmark results ({what})", "",
              f"{results['started']} · {m['cores']} cores, {m['cpu']}, {m['memory_gib']} GiB, {m['os']}, "
@@ -959,7 +962,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="herd's benchmark suite (run it through bench/run)")
     parser.add_argument("--smoke", action="store_true", help="tiny durations, one run each")
     parser.add_argument("--out", required=True, help="directory for results.md, results.json and the plots")
-    parser.add_argument("--only", default="proxy,websocket,acquire,spawn",
+    parser.add_argument("--only", default=",".join(PARTS),
                         help="comma-separated parts to run (default: all)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--profile", required=True, help="the cargo profile the artifacts were built with")
@@ -968,7 +971,7 @@ def main() -> int:
     parser.add_argument("--compare", metavar="HERD", help="also measure this other herd binary's gateway")
     args = parser.parse_args()
     parts = set(args.only.split(","))
-    unknown = parts - {"proxy", "websocket", "acquire", "spawn"}
+    unknown = parts - set(PARTS)
     if unknown:
         parser.error(f"unknown parts in --only: {sorted(unknown)}")
     # One connection gets more runs (see runs_for); the one-CPU part has runs of its own.
