@@ -10,7 +10,9 @@ import time
 
 SCRIPT = textwrap.dedent(
     """
-    import sys, threading, time, herd
+    import faulthandler, signal, sys, threading, time, herd
+    # If the test times out, SIGUSR1 makes every thread's stack show in stderr.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with herd.Pool(herd.demo_command(), max=1, stop_grace=1.0) as pool:
         holder = pool.acquire("holder")
 
@@ -37,18 +39,31 @@ SCRIPT = textwrap.dedent(
 
 
 def test_ctrl_c_interrupts_a_blocking_acquire():
-    child = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline().strip() == "waiting"
         started = time.monotonic()
         child.send_signal(signal.SIGINT)
-        out, _ = child.communicate(timeout=20)
+        try:
+            out, err = child.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            # Where is it stuck? Every thread's Python stack, then fail.
+            child.send_signal(signal.SIGUSR1)
+            try:
+                out, err = child.communicate(timeout=5)
+            except subprocess.TimeoutExpired as e:
+                out, err = e.output, e.stderr
+            if isinstance(err, bytes):
+                err = err.decode(errors="replace")
+            raise AssertionError(f"no exit 20 s after SIGINT; stdout {out!r}; stderr:\n{err}") from None
         elapsed = time.monotonic() - started
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-    assert child.returncode == 0, out
+    assert child.returncode == 0, (out, err)
     # The cancelled acquire left the wait queue.
     assert out.split() == ["interrupted", "0"]
     print(f"interrupted {elapsed * 1000:.0f} ms after SIGINT")
