@@ -13,6 +13,10 @@ SCRIPT = textwrap.dedent(
     import faulthandler, signal, sys, threading, time, herd
     # If the test times out, SIGUSR1 makes every thread's stack show in stderr.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # Ctrl-C as a terminal's Python gets it. A Python started with SIGINT
+    # ignored (a background job of a non-interactive shell, as CI may run
+    # the tests) keeps ignoring it and installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with herd.Pool(herd.demo_command(), max=1, stop_grace=1.0) as pool:
         holder = pool.acquire("holder")
 
